@@ -1,0 +1,156 @@
+"""Store, then acknowledge: the durable record of every accepted message.
+
+The receiver calls `accept()`. It records the message in Redis (one atomic script)
+and puts a job on the RQ queue. Only when both have succeeded may the receiver
+answer 2xx. If Redis fails half-way, the message is already recorded, and
+`sweep()`, which the kit's workers run every few seconds, queues it again. A job
+removes its message from the record with `settle()` once the work is done.
+
+Keys: sms:seen:<id> (a delivery already accepted, kept 48 h because Vonage
+re-sends for 24 h), sms:pending (sorted set: id -> when last queued),
+sms:payloads (hash: id -> job data), sms:attempts, and sms:dead (gave up).
+"""
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+import time
+from dataclasses import dataclass, field
+
+from redis import Redis
+from rq import Queue, Retry
+from rq.job import Job, JobStatus
+from rq.exceptions import NoSuchJobError
+
+QUEUE_NAME = "sms"
+SEEN_TTL = 48 * 3600
+PENDING = "sms:pending"
+PAYLOADS = "sms:payloads"
+ATTEMPTS = "sms:attempts"
+DEAD = "sms:dead"
+RETRY = Retry(max=3, interval=[1, 5, 15])
+
+# Marks the delivery as seen and records it, unless it was seen already: one step.
+_ACCEPT = """
+if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then
+  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+  redis.call('HSET', KEYS[4], ARGV[1], 1)
+  return 1
+end
+return 0
+"""
+
+
+def delivery_id(payload: dict[str, str]) -> str:
+    """A stable id for one delivery: the messageId plus a digest of all its fields.
+
+    A re-sent copy gets the same id. A forged copy that reuses a real messageId
+    gets another, so it cannot crowd out the real message.
+    """
+    digest = hashlib.sha256(json.dumps(payload, sort_keys=True).encode()).hexdigest()[:12]
+    message_id = re.sub(r"[^A-Za-z0-9_-]", "_", str(payload.get("messageId", "none")))[:40]
+    return f"{message_id}-{digest}"
+
+
+def get_queue(connection: Redis) -> Queue:
+    """The `sms` queue on this connection."""
+    return Queue(QUEUE_NAME, connection=connection)
+
+
+def job_id(did: str, attempt: int) -> str:
+    """The RQ job id of a delivery's `attempt`-th job."""
+    return f"{did}_{attempt}"
+
+
+def enqueue(queue: Queue, job_data: dict, func: str, attempt: int = 1) -> Job:
+    """Put one job on the queue, with RQ's own retries for transient failures."""
+    return queue.enqueue(
+        func,
+        job_data,
+        job_id=job_id(job_data["deliveryId"], attempt),
+        retry=RETRY,
+        result_ttl=600,
+        failure_ttl=24 * 3600,
+        description=f"SMS {job_data['payload'].get('messageId', '?')}",
+    )
+
+
+def accept(queue: Queue, job_data: dict, func: str) -> bool:
+    """Record a message durably, then queue it. Return False for a duplicate delivery.
+
+    Raises redis.RedisError when Redis could not record it: answer 503 then.
+    """
+    did = job_data["deliveryId"]
+    redis = queue.connection
+    keys = [f"sms:seen:{did}", PAYLOADS, PENDING, ATTEMPTS]
+    record = json.dumps({"func": func, "job": job_data})
+    new = redis.eval(_ACCEPT, len(keys), *keys, did, record, time.time(), SEEN_TTL)
+    if new:
+        enqueue(queue, job_data, func)
+    return bool(new)
+
+
+def settle(connection: Redis, did: str) -> None:
+    """Remove a finished message from the record, so that no sweep queues it again."""
+    with connection.pipeline() as pipe:
+        pipe.zrem(PENDING, did).hdel(PAYLOADS, did).hdel(ATTEMPTS, did).execute()
+
+
+@dataclass
+class SweepReport:
+    """What one sweep did."""
+
+    requeued: list[str] = field(default_factory=list)
+    dead: list[str] = field(default_factory=list)
+    in_progress: int = 0
+
+
+def _job_is_alive(queue: Queue, job_id: str) -> bool:
+    """True while the job waits in the queue or runs on a worker that is still alive."""
+    try:
+        job = Job.fetch(job_id, connection=queue.connection)
+    except NoSuchJobError:
+        return False
+    status = job.get_status(refresh=False)
+    if status == JobStatus.QUEUED:
+        return queue.connection.lpos(queue.key, job_id) is not None
+    if status == JobStatus.SCHEDULED:
+        return True
+    if status == JobStatus.STARTED and job.worker_name:
+        # A worker's key expires soon after it stops sending heartbeats.
+        return bool(queue.connection.exists(f"rq:worker:{job.worker_name}"))
+    return False
+
+
+def sweep(queue: Queue, older_than: float = 20.0, max_attempts: int = 5) -> SweepReport:
+    """Queue again every recorded message whose job was lost or gave up.
+
+    A message counts once it has waited `older_than` seconds since it was last queued.
+    After `max_attempts` it moves to `sms:dead` for a person to look at.
+    """
+    redis = queue.connection
+    report = SweepReport()
+    due = redis.zrangebyscore(PENDING, 0, time.time() - older_than)
+    for raw in due:
+        did = raw.decode()
+        attempt = int(redis.hget(ATTEMPTS, did) or 1)
+        if _job_is_alive(queue, job_id(did, attempt)):
+            report.in_progress += 1
+            continue
+        data = redis.hget(PAYLOADS, did)
+        if data is None:  # settled meanwhile
+            redis.zrem(PENDING, did)
+            continue
+        if attempt >= max_attempts:
+            with redis.pipeline() as pipe:
+                pipe.hset(DEAD, did, data).zrem(PENDING, did).hdel(PAYLOADS, did).execute()
+            report.dead.append(did)
+            continue
+        with redis.pipeline() as pipe:
+            pipe.hset(ATTEMPTS, did, attempt + 1).zadd(PENDING, {did: time.time()}).execute()
+        record = json.loads(data)
+        enqueue(queue, record["job"], record["func"], attempt + 1)
+        report.requeued.append(did)
+    return report

@@ -1,0 +1,96 @@
+"""The Flask receiver for inbound SMS webhooks: store, then acknowledge.
+
+    flask --app solutions.receiver run          # for teaching
+    python -m workshop receiver --port 5000     # with a production server
+
+Every message is recorded in Redis and queued before the answer, 204. When
+Redis cannot store it, the answer is 503 so that the sender tries again.
+"""
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from flask import Blueprint, Flask, current_app, jsonify, request
+from redis import Redis, RedisError
+from redis.backoff import NoBackoff
+from redis.retry import Retry
+from werkzeug.exceptions import HTTPException
+
+from solutions import intake
+from solutions.payloads import BadPayload, from_request
+from solutions.settings import load_settings
+
+bp = Blueprint("receiver", __name__)
+INBOUND_PATH = "/webhooks/inbound-sms"
+
+
+def connect(url: str, timeout: float = 0.8) -> Redis:
+    """A Redis client that gives up quickly, so a down Redis means a quick 503."""
+    return Redis.from_url(
+        url, socket_timeout=timeout, socket_connect_timeout=timeout, retry=Retry(NoBackoff(), 1)
+    )
+
+
+def job_for(payload: dict[str, str]) -> dict:
+    """The job data for one message: event, text, receivedAt, payload and deliveryId."""
+    return {
+        "event": "inbound-sms",
+        "text": payload.get("text", ""),
+        "receivedAt": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "payload": payload,
+        "deliveryId": intake.delivery_id(payload),
+    }
+
+
+@bp.route(INBOUND_PATH, methods=["GET", "POST"])
+def inbound_sms():
+    """Accept one inbound SMS: check it, store it, then answer 204."""
+    try:
+        payload = from_request(request)
+    except BadPayload as error:
+        return jsonify(error=str(error)), error.status
+    job = job_for(payload)
+    try:
+        new = intake.accept(current_app.extensions["sms_queue"], job, current_app.config["SMS_JOB"])
+    except RedisError:
+        current_app.logger.warning("could not store message %s: Redis did not answer", payload["messageId"])
+        return jsonify(error="could not store the message; try again"), 503, {"Retry-After": "5"}
+    return "", 204, {"X-Delivery-Id": job["deliveryId"], "X-Duplicate": "no" if new else "yes"}
+
+
+@bp.get("/healthz")
+def healthz():
+    """Say whether Redis answers (200) or not (503)."""
+    try:
+        current_app.extensions["sms_queue"].connection.ping()
+    except RedisError:
+        return jsonify(redis="down"), 503
+    return jsonify(redis="ok", queued=current_app.extensions["sms_queue"].count)
+
+
+def _http_error(error: HTTPException):
+    return jsonify(error=error.description), error.code
+
+
+def _unexpected(error: Exception):
+    # Never a 500 for a message we may not have stored: 503 makes the sender retry.
+    current_app.logger.exception("unexpected error")
+    return jsonify(error="the receiver failed; try again"), 503
+
+
+def create_app(config: dict | None = None) -> Flask:
+    """The receiver app. `config` overrides the settings (REDIS_URL, SMS_JOB, ...)."""
+    app = Flask(__name__)
+    settings = load_settings()
+    default_job = "process_signed_message" if settings.signature_secret else "process_message"
+    app.config.from_mapping(
+        REDIS_URL=settings.redis_url,
+        SMS_JOB=f"solutions.worker.{default_job}",
+        MAX_CONTENT_LENGTH=64 * 1024,
+    )
+    app.config.update(config or {})
+    app.extensions["sms_queue"] = intake.get_queue(connect(app.config["REDIS_URL"]))
+    app.register_blueprint(bp)
+    app.register_error_handler(HTTPException, _http_error)
+    app.register_error_handler(Exception, _unexpected)
+    return app

@@ -1,0 +1,169 @@
+"""Job functions and workers: process later, at least once, in any order.
+
+`process_message` is the plain worker: it records every message.
+`process_signed_message` is the secure worker: it checks the signature first and
+records only messages that pass, logging each rejection with its reason.
+Both are idempotent: a message processed twice is written once.
+"""
+from __future__ import annotations
+
+import logging
+import sys
+from datetime import datetime, timezone
+
+from redis import Redis, RedisError
+from rq import Queue, SimpleWorker, SpawnWorker, Worker, get_current_job
+
+from solutions import intake
+from solutions.settings import load_settings
+from solutions.signatures import InvalidSignature, verify
+
+log = logging.getLogger("solutions.worker")
+
+STATS = "sms:stats"
+REJECTED = "sms:rejected"
+NONCE_TTL = 3600
+
+
+class ReplayedNonce(InvalidSignature):
+    """The nonce was already used by another message."""
+
+
+def to_record(job: dict) -> dict:
+    """The line the messages file keeps for one processed message."""
+    payload = job["payload"]
+    record = {
+        "messageId": payload.get("messageId"),
+        "msisdn": payload.get("msisdn"),
+        "to": payload.get("to"),
+        "text": job.get("text", ""),
+        "type": payload.get("type", "text"),
+        "receivedAt": job["receivedAt"],
+        "processedAt": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+    }
+    if "concat-ref" in payload:
+        record["concat"] = {k: payload.get(f"concat-{k}") for k in ("ref", "part", "total")}
+    return record
+
+
+def _connection() -> Redis:
+    job = get_current_job()
+    return job.connection if job else Redis.from_url(load_settings().redis_url)
+
+
+def _write(connection: Redis, job: dict) -> str:
+    from solutions.store import MessageStore
+
+    store = MessageStore(load_settings().messages_file, connection)
+    outcome = "written" if store.add(to_record(job)) else "duplicate"
+    with connection.pipeline() as pipe:
+        pipe.hincrby(STATS, outcome, 1).execute()
+    intake.settle(connection, job["deliveryId"])
+    return outcome
+
+
+def process_message(job: dict) -> str:
+    """Record every message once. Returns 'written' or 'duplicate'."""
+    return _write(_connection(), job)
+
+
+def check_signature(job: dict, connection: Redis) -> None:
+    """Verify the message's signature, its age when received, and its nonce.
+
+    Raises an InvalidSignature subclass that says what is wrong.
+    """
+    settings = load_settings()
+    if not settings.signature_secret:
+        raise RuntimeError("SIGNATURE_SECRET is not set: the secure worker cannot check signatures")
+    payload = job["payload"]
+    received = datetime.fromisoformat(job["receivedAt"]).timestamp()
+    verify(payload, settings.signature_secret, settings.signature_method, now=received)
+    nonce = payload.get("nonce")
+    if nonce:
+        owner = str(payload.get("messageId"))
+        key = f"sms:nonce:{nonce}"
+        if not connection.set(key, owner, nx=True, ex=NONCE_TTL):
+            used_by = connection.get(key)
+            if used_by is not None and used_by.decode() != owner:
+                raise ReplayedNonce("the nonce was already used by another message")
+
+
+def process_signed_message(job: dict) -> str:
+    """Record a message once if its signature is good. Returns 'written', 'duplicate' or 'rejected'."""
+    connection = _connection()
+    try:
+        check_signature(job, connection)
+    except InvalidSignature as error:
+        message_id = job["payload"].get("messageId")
+        log.warning("rejected message %s: %s", message_id, error)
+        with connection.pipeline() as pipe:
+            pipe.hincrby(STATS, "rejected", 1)
+            pipe.lpush(REJECTED, f"{message_id}: {error}").ltrim(REJECTED, 0, 199)
+            pipe.execute()
+        intake.settle(connection, job["deliveryId"])
+        return "rejected"
+    return _write(connection, job)
+
+
+WORKER_CLASSES = {"simple": SimpleWorker, "fork": Worker, "spawn": SpawnWorker}
+
+
+def default_worker_class() -> str:
+    """The worker class that works here: no fork on macOS (fork safety) or Windows."""
+    return "simple"
+
+
+class Sweeping:
+    """Mixin for RQ's worker classes: every maintenance round also runs `intake.sweep`.
+
+    RQ's own clean-up of abandoned jobs can take many minutes (see notebook 05);
+    the sweep queues again any accepted message whose job was lost.
+    """
+
+    sweep_after: float = 20.0
+
+    def run_maintenance_tasks(self) -> None:
+        try:
+            super().run_maintenance_tasks()  # type: ignore[misc]
+        except RedisError as error:
+            self.log.warning("maintenance skipped, Redis did not answer: %s", error)  # type: ignore[attr-defined]
+        for queue in self.queues:  # type: ignore[attr-defined]
+            try:
+                if queue.connection.set("sms:sweep-lock", self.name, nx=True, ex=30):  # type: ignore[attr-defined]
+                    report = intake.sweep(queue, older_than=self.sweep_after)
+                    if report.requeued or report.dead:
+                        self.log.warning(  # type: ignore[attr-defined]
+                            "sweep: queued again %d lost message(s), gave up on %d",
+                            len(report.requeued), len(report.dead),
+                        )
+                    queue.connection.delete("sms:sweep-lock")
+            except RedisError as error:
+                self.log.warning("sweep skipped, Redis did not answer: %s", error)  # type: ignore[attr-defined]
+            except Exception:  # a sweep must never stop the worker
+                self.log.exception("sweep failed")  # type: ignore[attr-defined]
+
+
+def make_worker(connection: Redis, kind: str = "simple", *, maintenance_interval: int = 10) -> Worker:
+    """An RQ worker of class `kind` on the `sms` queue that sweeps every few seconds.
+
+    A short worker_ttl lets a dead worker's jobs be noticed within a minute, and
+    lets an idle worker wake up for maintenance every few seconds.
+    """
+    base = WORKER_CLASSES[kind]
+    cls = type(f"Sweeping{base.__name__}", (Sweeping, base), {})
+    return cls(
+        [Queue(intake.QUEUE_NAME, connection=connection)],
+        connection=connection,
+        worker_ttl=25,
+        maintenance_interval=maintenance_interval,
+    )
+
+
+def run_worker(redis_url: str, kind: str | None = None, *, burst: bool = False) -> None:
+    """Run a sweeping worker until Ctrl+C (or, with `burst`, until the queue is empty)."""
+    kind = kind or default_worker_class()
+    connection = Redis.from_url(redis_url)
+    worker = make_worker(connection, kind)
+    print(f"worker: {type(worker).__name__} on queue '{intake.QUEUE_NAME}' ({kind}: "
+          f"{'no fork' if kind == 'simple' else kind}); Ctrl+C stops it", file=sys.stderr, flush=True)
+    worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")

@@ -1,0 +1,1 @@
+"""The webhooks workshop kit's own tools: `python -m workshop --help`."""

@@ -1,0 +1,140 @@
+"""The kit's command line: `python -m workshop COMMAND --help`."""
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+
+from dotenv import find_dotenv, load_dotenv
+
+
+def cmd_redis(args: argparse.Namespace) -> int:
+    from workshop.redis_server import RedisServer
+
+    with RedisServer(port=args.port) as server:
+        print(f"REDIS_URL={server.url}", flush=True)
+        print(f"Redis is running (data in {server.directory}). Ctrl+C stops it.", file=sys.stderr, flush=True)
+        _wait_for_ctrl_c(lambda: server.service is not None and server.service.running)
+    return 0
+
+
+def cmd_receiver(args: argparse.Namespace) -> int:
+    from waitress import serve
+
+    from solutions.receiver import INBOUND_PATH, create_app
+
+    app = create_app()
+    print(f"receiver: http://{args.host}:{args.port}{INBOUND_PATH} (Ctrl+C stops it)", file=sys.stderr, flush=True)
+    serve(app, host=args.host, port=args.port, threads=args.threads, channel_timeout=10,
+          connection_limit=200, ident="webhooks-workshop", _quiet=True)
+    return 0
+
+
+def cmd_worker(args: argparse.Namespace) -> int:
+    from solutions.settings import load_settings
+    from solutions.worker import run_worker
+
+    run_worker(load_settings().redis_url, args.worker_class, burst=args.burst)
+    return 0
+
+
+def cmd_send(args: argparse.Namespace) -> int:
+    from workshop import sender
+    from solutions.settings import load_settings
+
+    settings = load_settings()
+    secret = settings.signature_secret
+    messages = [sender.make_sms(args.text) for _ in range(args.count)]
+    if secret and not args.unsigned:
+        messages = [sender.signed(m, secret, settings.signature_method) for m in messages]
+    if args.forged:
+        messages = [sender.forged(m) for m in messages]
+    if args.stale:
+        if not secret:
+            print("--stale needs SIGNATURE_SECRET (a stale message is a signed one).", file=sys.stderr)
+            return 2
+        messages = [sender.stale(m, secret, settings.signature_method) for m in messages]
+    messages = [m for m in messages for _ in range(args.duplicate)]
+    results = sender.send_many(args.url, messages, concurrency=args.concurrency, style=args.style)
+    ok = sum(r.ok for r in results)
+    dup = sum(r.duplicate for r in results)
+    print(f"sent {len(results)}: {ok} acknowledged ({dup} as duplicates), {len(results) - ok} not acknowledged")
+    for r in [r for r in results if not r.ok][:5]:
+        print(f"  {r.message_id}: last answer {r.status or 'none'} after {r.attempts} attempt(s)")
+    return 0 if ok == len(results) else 1
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from workshop.demo import run_demo
+
+    return run_demo(count=args.count, workers=args.workers, forever=args.forever)
+
+
+def _wait_for_ctrl_c(alive) -> None:
+    import time
+
+    try:
+        while alive():
+            time.sleep(0.5)
+    except KeyboardInterrupt:
+        print("\nstopping...", file=sys.stderr)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The argument parser with every subcommand."""
+    parser = argparse.ArgumentParser(prog="python -m workshop", description="The webhooks workshop kit.")
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    p = sub.add_parser("demo", help="start everything, send test SMS, show what happens, stop")
+    p.add_argument("--count", type=int, default=60, help="signed messages in the burst (default 60)")
+    p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    p.add_argument("--forever", action="store_true", help="keep running after the burst until Ctrl+C")
+    p.set_defaults(func=cmd_demo)
+
+    p = sub.add_parser("redis", help="start a private Redis server and print its REDIS_URL")
+    p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    p.set_defaults(func=cmd_redis)
+
+    p = sub.add_parser("receiver", help="serve the receiver with a production WSGI server (waitress)")
+    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--host", default="127.0.0.1")
+    p.add_argument("--threads", type=int, default=8)
+    p.set_defaults(func=cmd_receiver)
+
+    p = sub.add_parser("worker", help="run a worker on the 'sms' queue")
+    p.add_argument("--class", dest="worker_class", choices=["simple", "fork", "spawn"], default=None,
+                   help="RQ worker class (default: simple, which works everywhere)")
+    p.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+    p.set_defaults(func=cmd_worker)
+
+    p = sub.add_parser("send", help="send test SMS webhooks, as Vonage would")
+    p.add_argument("--url", required=True, help="the receiver's webhook URL")
+    p.add_argument("--count", type=int, default=1)
+    p.add_argument("--concurrency", type=int, default=4)
+    p.add_argument("--style", choices=["get", "form", "json", "mixed"], default="form")
+    p.add_argument("--text", default=None, help="the text (default: random words)")
+    p.add_argument("--unsigned", action="store_true", help="do not sign, even if SIGNATURE_SECRET is set")
+    p.add_argument("--forged", action="store_true", help="tamper with the text after signing")
+    p.add_argument("--stale", action="store_true", help="sign with a timestamp an hour old")
+    p.add_argument("--duplicate", type=int, default=1, metavar="N", help="deliver each message N times")
+    p.set_defaults(func=cmd_send)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run one command; Ctrl+C stops it cleanly."""
+    load_dotenv(find_dotenv(usecwd=True), override=False)
+    args = build_parser().parse_args(argv)
+    signal.signal(signal.SIGTERM, _interrupt)
+    try:
+        return args.func(args)
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,157 @@
+"""`python -m workshop demo`: the whole pipeline, live, on this machine, offline.
+
+Starts Redis, the receiver and workers; sends a burst of signed test SMS plus a
+forged, a stale and some duplicate ones; shows what was acknowledged, queued,
+processed and rejected while it happens; then stops everything it started.
+"""
+from __future__ import annotations
+
+import os
+import secrets
+import sys
+import threading
+import time
+from dataclasses import dataclass
+
+from redis import Redis
+
+from solutions import intake
+from solutions.receiver import INBOUND_PATH
+from solutions.settings import load_settings
+from solutions.store import read_messages
+from solutions.worker import REJECTED, STATS
+from workshop import sender
+from workshop.redis_server import ensure_redis
+from workshop.services import RUN_DIR, start_receiver, start_worker
+
+
+@dataclass
+class Snapshot:
+    """The pipeline's counters at one moment."""
+
+    sent: int
+    acknowledged: int
+    queued: int
+    pending: int
+    written: int
+    duplicates: int
+    rejected: int
+
+    def line(self) -> str:
+        return (f"sent {self.sent:>4} | acknowledged {self.acknowledged:>4} | queued {self.queued:>4} | "
+                f"processed {self.written:>4} | duplicates suppressed {self.duplicates:>3} | "
+                f"rejected {self.rejected:>2}")
+
+
+def build_messages(count: int, secret: str, method: str) -> tuple[list[dict], dict[str, int]]:
+    """The demo's traffic: signed messages (one in three parts), a forged, a stale, duplicates."""
+    good = [sender.signed(m, secret, method) for m in sender.make_concat("Long message! " * 30)]
+    good += [sender.signed(sender.make_sms(), secret, method) for _ in range(max(0, count - len(good)))]
+    bad = [sender.forged(sender.signed(sender.make_sms("forged"), secret, method)),
+           sender.stale(sender.make_sms("stale"), secret, method)]
+    repeats = good[: max(1, count // 10)]
+    return good + bad + repeats, {"good": len(good), "bad": len(bad), "repeats": len(repeats)}
+
+
+def _counter(connection: Redis, name: str) -> int:
+    return int(connection.hget(STATS, name) or 0)
+
+
+def run_demo(count: int = 60, workers: int = 2, forever: bool = False, timeout: float = 90.0) -> int:
+    """Run the demo; return 0 when every good message was processed exactly once."""
+    settings = load_settings()
+    secret = settings.signature_secret or secrets.token_hex(16)
+    method = settings.signature_method
+    messages_file = RUN_DIR / f"demo-messages-{os.getpid()}.jsonl"
+    env = {"SIGNATURE_SECRET": secret, "SIGNATURE_METHOD": method, "MESSAGES_FILE": str(messages_file)}
+    started = []
+    print("Webhooks workshop demo: accept, store, acknowledge quickly; process later, at least once.\n")
+    try:
+        redis_url, server = ensure_redis()
+        started.append(server)
+        print(f"  redis     {redis_url}" + ("  (private, started for this demo)" if server else ""))
+        receiver, base = start_receiver(redis_url, env=env)
+        started.append(receiver)
+        print(f"  receiver  {base}{INBOUND_PATH}")
+        for n in range(workers):
+            started.append(start_worker(redis_url, env=env))
+        print(f"  workers   {workers} x SimpleWorker (no fork)")
+        print(f"  signing   {method}, with a {'configured' if settings.signature_secret else 'random'} secret")
+        print(f"  output    {messages_file}\n")
+
+        connection = Redis.from_url(redis_url)
+        base_counts = {k: _counter(connection, k) for k in ("written", "duplicate", "rejected")}
+        traffic, plan = build_messages(count, secret, method)
+        print(f"Sending {plan['good']} signed SMS (one of them in 3 parts), 1 forged, 1 stale, "
+              f"and {plan['repeats']} re-deliveries, by GET, POST form and POST JSON...\n")
+
+        results: list[sender.Delivery] = []
+        done = threading.Event()
+
+        def send() -> None:
+            results.extend(sender.send_many(base + INBOUND_PATH, traffic, concurrency=8, progress=False))
+            done.set()
+
+        threading.Thread(target=send, daemon=True).start()
+        queue = intake.get_queue(connection)
+        deadline = time.monotonic() + timeout
+        snap = None
+        while True:
+            snap = _snapshot(connection, queue, base_counts, results, len(traffic))
+            _show(snap)
+            finished = done.is_set() and snap.queued == 0 and snap.pending == 0
+            if (finished and not forever) or time.monotonic() > deadline and not forever:
+                break
+            time.sleep(0.4)
+        print()
+        return _summary(snap, plan, results, messages_file, connection)
+    except KeyboardInterrupt:
+        print("\nStopped by Ctrl+C.")
+        return 130
+    finally:
+        print("Stopping what the demo started...", end=" ", flush=True)
+        for thing in reversed(started):
+            if thing is not None:
+                thing.stop()
+        print("done.")
+
+
+def _snapshot(connection: Redis, queue, base: dict[str, int], results: list, total: int) -> Snapshot:
+    acknowledged = sum(r.ok for r in results)
+    return Snapshot(
+        sent=len(results) if len(results) < total else total,
+        acknowledged=acknowledged,
+        queued=queue.count,
+        pending=connection.zcard(intake.PENDING),
+        written=_counter(connection, "written") - base["written"],
+        duplicates=_counter(connection, "duplicate") - base["duplicate"] + sum(r.duplicate for r in results),
+        rejected=_counter(connection, "rejected") - base["rejected"],
+    )
+
+
+def _show(snap: Snapshot) -> None:
+    if sys.stdout.isatty():
+        print("\r  " + snap.line(), end="", flush=True)
+    else:
+        print("  " + snap.line(), flush=True)
+
+
+def _summary(snap: Snapshot, plan: dict[str, int], results: list, messages_file, connection: Redis) -> int:
+    messages = read_messages(messages_file)
+    ids = [m["messageId"] for m in messages]
+    rejected = [r.decode() for r in connection.lrange(REJECTED, 0, snap.rejected - 1)]
+    fastest = sorted(r.seconds for r in results)
+    p50 = fastest[len(fastest) // 2] * 1000 if fastest else 0
+    print("\nSummary")
+    print(f"  acknowledged         {snap.acknowledged} of {len(results)} deliveries (median {p50:.0f} ms)")
+    print(f"  written to the file  {len(messages)} messages, {len(ids) - len(set(ids))} written twice")
+    print(f"  duplicates           {snap.duplicates} suppressed (re-deliveries answered 204, stored once)")
+    print(f"  rejected             {snap.rejected}:")
+    for reason in rejected:
+        print(f"    - {reason}")
+    if messages:
+        print("  last message        ", {k: messages[-1][k] for k in ("messageId", "msisdn", "text")})
+    ok = len(set(ids)) == plan["good"] == len(ids) and snap.rejected == plan["bad"]
+    print("\n" + ("All good: every signed message processed exactly once; forged and stale ones rejected."
+                  if ok else "Something is missing: see the counts above and the logs in " + str(RUN_DIR)))
+    return 0 if ok else 1

@@ -1,0 +1,147 @@
+"""A stand-in for Vonage: make realistic inbound SMS, sign them and deliver them.
+
+Like Vonage, the sender re-sends a message until it gets a 2xx (here bounded, with
+backoff), so delivery is at least once. It also makes the bad cases the workshop
+needs: forged, stale and duplicate messages.
+"""
+from __future__ import annotations
+
+import random
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+import requests
+from tqdm.auto import tqdm
+
+from solutions.signatures import sign
+
+STYLES = ("get", "form", "json")
+WORDS = "hello pizza order status help stop yes no meeting tonight thanks running late".split()
+
+
+def _timestamp() -> str:
+    return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
+
+
+def make_sms(text: str | None = None, msisdn: str | None = None, to: str = "447700900000", **extra: str) -> dict[str, str]:
+    """One unsigned inbound SMS with Vonage's fields."""
+    text = text if text is not None else " ".join(random.choices(WORDS, k=random.randint(1, 6)))
+    fields = {
+        "msisdn": msisdn or f"4477009{random.randint(0, 99999):05d}",
+        "to": to,
+        "messageId": uuid.uuid4().hex[:16].upper(),
+        "text": text,
+        "type": "text" if text.isascii() else "unicode",
+        "keyword": (text.split() or [""])[0].upper(),
+        "api-key": "abcd1234",
+        "message-timestamp": _timestamp(),
+    }
+    fields.update(extra)
+    return fields
+
+
+def make_concat(text: str, part_length: int = 153, **fields: str) -> list[dict[str, str]]:
+    """A long text as Vonage delivers it: several messages that share a concat-ref."""
+    parts = [text[i:i + part_length] for i in range(0, len(text), part_length)] or [""]
+    ref = str(random.randint(1, 255))
+    msisdn = fields.pop("msisdn", None) or f"4477009{random.randint(0, 99999):05d}"
+    return [
+        make_sms(part, msisdn=msisdn, concat="true", **{"concat-ref": ref, "concat-total": str(len(parts)),
+                                                         "concat-part": str(n)}, **fields)
+        for n, part in enumerate(parts, start=1)
+    ]
+
+
+def signed(fields: dict[str, str], secret: str, method: str = "md5hash", timestamp: int | None = None) -> dict[str, str]:
+    """A copy of `fields` with timestamp, nonce and sig, as Vonage signs them."""
+    out = {k: v for k, v in fields.items() if k != "sig"}
+    out["timestamp"] = str(int(time.time()) if timestamp is None else timestamp)
+    out.setdefault("nonce", str(uuid.uuid4()))
+    out["sig"] = sign(out, secret, method)
+    return out
+
+
+def forged(fields: dict[str, str]) -> dict[str, str]:
+    """A tampered copy: the text changed after signing, the sig kept."""
+    return {**fields, "text": fields.get("text", "") + " (send me your password)"}
+
+
+def stale(fields: dict[str, str], secret: str, method: str = "md5hash", age: int = 3600) -> dict[str, str]:
+    """A correctly signed copy whose timestamp is `age` seconds old."""
+    return signed({k: v for k, v in fields.items() if k not in ("nonce",)}, secret, method,
+                  timestamp=int(time.time()) - age)
+
+
+@dataclass
+class Delivery:
+    """How one message's delivery went."""
+
+    message_id: str
+    status: int | None  # the last HTTP status, None if no answer at all
+    attempts: int
+    duplicate: bool = False
+    seconds: float = 0.0
+
+    @property
+    def ok(self) -> bool:
+        return self.status is not None and 200 <= self.status < 300
+
+
+def deliver(url: str, fields: dict[str, str], style: str = "form", *, session: requests.Session | None = None,
+            max_attempts: int = 8, backoff: float = 0.25, max_backoff: float = 4.0, timeout: float = 10.0) -> Delivery:
+    """Send one message by GET, POST form or POST JSON; re-send on 5xx, 429 or no answer.
+
+    A 4xx other than 429 is final: sending the same bytes again cannot help.
+    """
+    http = session or requests.Session()
+    started = time.perf_counter()
+    status = None
+    duplicate = False
+    for attempt in range(1, max_attempts + 1):
+        try:
+            if style == "get":
+                response = http.get(url, params=fields, timeout=timeout)
+            elif style == "json":
+                response = http.post(url, json=fields, timeout=timeout)
+            else:
+                response = http.post(url, data=fields, timeout=timeout)
+            status = response.status_code
+            duplicate = response.headers.get("X-Duplicate") == "yes"
+            if status < 500 and status != 429:
+                break
+        except requests.RequestException:
+            status = None
+        if attempt < max_attempts:
+            time.sleep(min(max_backoff, backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
+    return Delivery(fields.get("messageId", "?"), status, attempt, duplicate, time.perf_counter() - started)
+
+
+def send_many(url: str, messages: list[dict[str, str]], *, concurrency: int = 8, style: str = "mixed",
+              progress: bool = True, **deliver_options) -> list[Delivery]:
+    """Deliver `messages` with `concurrency` senders at once; `style` 'mixed' rotates get, form, json."""
+    def style_of(i: int) -> str:
+        return STYLES[i % 3] if style == "mixed" else style
+
+    local = threading.local()
+    sessions: list[requests.Session] = []
+
+    def one(item: tuple[int, dict[str, str]]) -> Delivery:
+        if not hasattr(local, "session"):
+            local.session = requests.Session()
+            sessions.append(local.session)
+        i, fields = item
+        return deliver(url, fields, style_of(i), session=local.session, **deliver_options)
+
+    results: list[Delivery] = []
+    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool, \
+            tqdm(total=len(messages), desc="sending", unit="msg", disable=not progress, leave=False) as bar:
+        for delivery in pool.map(one, enumerate(messages)):
+            results.append(delivery)
+            bar.update()
+    for session in sessions:
+        session.close()
+    return results
