@@ -69,6 +69,9 @@ def healthz():
 
 
 def _http_error(error: HTTPException):
+    if error.code == 413:
+        limit = current_app.config["MAX_CONTENT_LENGTH"] // 1024
+        return jsonify(error=f"the body is too large: at most {limit} KB"), 413
     return jsonify(error=error.description), error.code
 
 

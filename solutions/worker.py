@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import sys
+import time
 from datetime import datetime, timezone
 
 from redis import Redis, RedisError
@@ -143,7 +144,8 @@ class Sweeping:
                 self.log.exception("sweep failed")  # type: ignore[attr-defined]
 
 
-def make_worker(connection: Redis, kind: str = "simple", *, maintenance_interval: int = 10) -> Worker:
+def make_worker(connection: Redis, kind: str = "simple", *, name: str | None = None,
+                maintenance_interval: int = 10) -> Worker:
     """An RQ worker of class `kind` on the `sms` queue that sweeps every few seconds.
 
     A short worker_ttl lets a dead worker's jobs be noticed within a minute, and
@@ -154,16 +156,43 @@ def make_worker(connection: Redis, kind: str = "simple", *, maintenance_interval
     return cls(
         [Queue(intake.QUEUE_NAME, connection=connection)],
         connection=connection,
+        name=name,
         worker_ttl=25,
         maintenance_interval=maintenance_interval,
     )
 
 
-def run_worker(redis_url: str, kind: str | None = None, *, burst: bool = False) -> None:
-    """Run a sweeping worker until Ctrl+C (or, with `burst`, until the queue is empty)."""
+def wait_for_redis(connection: Redis) -> None:
+    """Block until Redis answers, saying once that we are waiting."""
+    told = False
+    while True:
+        try:
+            connection.ping()
+            return
+        except RedisError:
+            if not told:
+                print("worker: waiting for Redis to answer...", file=sys.stderr, flush=True)
+                told = True
+            time.sleep(1)
+
+
+def run_worker(redis_url: str, kind: str | None = None, *, name: str | None = None, burst: bool = False) -> None:
+    """Run a sweeping worker until Ctrl+C (or, with `burst`, until the queue is empty).
+
+    If Redis goes away, the worker waits for it and starts again.
+    """
     kind = kind or default_worker_class()
     connection = Redis.from_url(redis_url)
-    worker = make_worker(connection, kind)
-    print(f"worker: {type(worker).__name__} on queue '{intake.QUEUE_NAME}' ({kind}: "
-          f"{'no fork' if kind == 'simple' else kind}); Ctrl+C stops it", file=sys.stderr, flush=True)
-    worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+    while True:
+        wait_for_redis(connection)
+        try:
+            worker = make_worker(connection, kind, name=name)
+            print(f"worker: {type(worker).__name__} on queue '{intake.QUEUE_NAME}' "
+                  f"({'no fork' if kind == 'simple' else kind}); Ctrl+C stops it", file=sys.stderr, flush=True)
+            worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
+        except RedisError as error:
+            print(f"worker: lost Redis ({error}); starting again when it answers", file=sys.stderr, flush=True)
+            continue
+        if burst or worker._shutdown_requested_date is not None:  # Ctrl+C or SIGTERM
+            return
+        print("worker: stopped unexpectedly; starting again", file=sys.stderr, flush=True)

@@ -34,7 +34,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
     from solutions.settings import load_settings
     from solutions.worker import run_worker
 
-    run_worker(load_settings().redis_url, args.worker_class, burst=args.burst)
+    run_worker(load_settings().redis_url, args.worker_class, name=args.name, burst=args.burst)
     return 0
 
 
@@ -55,7 +55,8 @@ def cmd_send(args: argparse.Namespace) -> int:
             return 2
         messages = [sender.stale(m, secret, settings.signature_method) for m in messages]
     messages = [m for m in messages for _ in range(args.duplicate)]
-    results = sender.send_many(args.url, messages, concurrency=args.concurrency, style=args.style)
+    results = sender.send_many(args.url, messages, concurrency=args.concurrency, style=args.style,
+                               max_attempts=args.max_attempts)
     ok = sum(r.ok for r in results)
     dup = sum(r.duplicate for r in results)
     print(f"sent {len(results)}: {ok} acknowledged ({dup} as duplicates), {len(results) - ok} not acknowledged")
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--class", dest="worker_class", choices=["simple", "fork", "spawn"], default=None,
                    help="RQ worker class (default: simple, which works everywhere)")
     p.add_argument("--burst", action="store_true", help="stop when the queue is empty")
+    p.add_argument("--name", default=None, help="the worker's name in RQ (default: a random one)")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("send", help="send test SMS webhooks, as Vonage would")
@@ -121,6 +123,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--forged", action="store_true", help="tamper with the text after signing")
     p.add_argument("--stale", action="store_true", help="sign with a timestamp an hour old")
     p.add_argument("--duplicate", type=int, default=1, metavar="N", help="deliver each message N times")
+    p.add_argument("--max-attempts", type=int, default=8, help="tries per message before giving up (default 8)")
     p.set_defaults(func=cmd_send)
     return parser
 

@@ -13,10 +13,12 @@ import subprocess
 import sys
 import tempfile
 import time
+import uuid
 from collections.abc import Callable
 from pathlib import Path
 
 import requests
+from redis import Redis
 
 RUN_DIR = Path(tempfile.gettempdir()) / "webhooks-workshop"
 
@@ -133,7 +135,17 @@ def start_receiver(redis_url: str, port: int | None = None, env: dict[str, str] 
     return service, base
 
 
-def start_worker(redis_url: str, kind: str | None = None, env: dict[str, str] | None = None) -> Service:
-    """Run one kit worker (`python -m workshop worker`) in the background."""
-    argv = [sys.executable, "-m", "workshop", "worker"] + (["--class", kind] if kind else [])
-    return Service("worker", argv, {"REDIS_URL": redis_url, **(env or {})})
+def start_worker(redis_url: str, kind: str | None = None, env: dict[str, str] | None = None,
+                 wait: bool = True) -> Service:
+    """Run one kit worker (`python -m workshop worker`) in the background.
+
+    With `wait`, return once the worker has registered with RQ.
+    """
+    name = f"kit-{uuid.uuid4().hex[:8]}"
+    argv = [sys.executable, "-m", "workshop", "worker", "--name", name] + (["--class", kind] if kind else [])
+    service = Service("worker", argv, {"REDIS_URL": redis_url, **(env or {})})
+    service.worker_name = name
+    if wait:
+        connection = Redis.from_url(redis_url)
+        service.wait_until(lambda: bool(connection.exists(f"rq:worker:{name}")), timeout=20)
+    return service

@@ -1,0 +1,52 @@
+"""The kit's commands, run as an attendee runs them."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+
+from solutions.store import read_messages
+from tests.test_pipeline import wait_until_settled
+
+
+def run(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workshop", *args], capture_output=True, text=True,
+                          timeout=timeout, env={**os.environ, **(env or {})})
+
+
+@pytest.mark.slow
+def test_demo_runs_to_its_end_offline_and_stops_everything(tmp_path):
+    env = {"REDIS_URL": "", "SIGNATURE_SECRET": "", "NO_PROXY": "*"}
+    result = run("demo", "--count", "24", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "All good: every signed message processed exactly once" in out
+    assert "written to the file  24 messages, 0 written twice" in out
+    assert "the signature does not match" in out and "s old; at most 300 s allowed" in out
+    assert out.rstrip().endswith("Stopping what the demo started... done.")
+
+
+def test_send_delivers_signed_duplicate_and_forged_messages(live, redis):
+    env = live["env"]
+    ok = run("send", "--url", live["url"], "--count", "3", "--style", "json", "--duplicate", "2", env=env)
+    assert ok.returncode == 0 and "sent 6: 6 acknowledged (3 as duplicates)" in ok.stdout
+    bad = run("send", "--url", live["url"], "--forged", env=env)
+    assert bad.returncode == 0
+    wait_until_settled(redis)
+    assert len(read_messages(env["MESSAGES_FILE"])) == 3
+    assert int(redis.hget("sms:stats", "rejected")) == 1
+
+
+def test_send_reports_what_was_not_acknowledged(tmp_path):
+    result = run("send", "--url", "http://127.0.0.1:9/webhooks/inbound-sms", "--count", "1", "--max-attempts", "2", env={
+        "SIGNATURE_SECRET": ""}, timeout=60)
+    assert result.returncode == 1
+    assert "0 acknowledged" in result.stdout and "last answer none" in result.stdout
+
+
+def test_help_lists_every_command():
+    out = run("--help").stdout
+    for command in ("demo", "redis", "receiver", "worker", "send"):
+        assert command in out
