@@ -64,7 +64,7 @@ def job_id(did: str, attempt: int) -> str:
     return f"{did}_{attempt}"
 
 
-def enqueue(queue: Queue, job_data: dict, func: str, attempt: int = 1) -> Job:
+def enqueue(queue: Queue, job_data: dict, func: str = "solutions.worker.process_message", attempt: int = 1) -> Job:
     """Put one job on the queue, with RQ's own retries for transient failures."""
     return queue.enqueue(
         func,

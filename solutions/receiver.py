@@ -16,7 +16,7 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
 
-from solutions import intake
+from solutions import inspector, intake
 from solutions.payloads import BadPayload, from_request
 from solutions.settings import load_settings
 
@@ -94,6 +94,8 @@ def create_app(config: dict | None = None) -> Flask:
     app.config.update(config or {})
     app.extensions["sms_queue"] = intake.get_queue(connect(app.config["REDIS_URL"]))
     app.register_blueprint(bp)
+    if app.config.get("INSPECTOR", True):
+        inspector.init_app(app)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     return app

@@ -48,5 +48,5 @@ def test_send_reports_what_was_not_acknowledged(tmp_path):
 
 def test_help_lists_every_command():
     out = run("--help").stdout
-    for command in ("demo", "redis", "receiver", "worker", "send"):
+    for command in ("demo", "redis", "receiver", "worker", "send", "doctor", "tunnel", "inspect", "replay"):
         assert command in out

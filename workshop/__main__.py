@@ -71,6 +71,78 @@ def cmd_demo(args: argparse.Namespace) -> int:
     return run_demo(count=args.count, workers=args.workers, forever=args.forever)
 
 
+def cmd_doctor(args: argparse.Namespace) -> int:
+    from workshop.doctor import run_doctor
+
+    return run_doctor()
+
+
+def cmd_tunnel(args: argparse.Namespace) -> int:
+    from workshop.services import port_is_free
+    from workshop.tunnel import close_tunnels, open_tunnel
+
+    if port_is_free(args.port):
+        print(f"Nothing listens on port {args.port} yet: start the receiver "
+              f"(`python -m workshop receiver --port {args.port}`).", file=sys.stderr)
+    endpoint = open_tunnel(args.port)
+    print(endpoint.describe(), flush=True)
+    if endpoint.public_url:
+        print("Ctrl+C closes the tunnel.", file=sys.stderr, flush=True)
+        _wait_for_ctrl_c(lambda: True)
+        close_tunnels()
+    return 0
+
+
+def cmd_inspect(args: argparse.Namespace) -> int:
+    import json
+
+    from redis import Redis
+
+    from solutions import inspector
+    from solutions.settings import load_settings
+
+    connection = Redis.from_url(load_settings().redis_url)
+    if args.id:
+        entry = inspector.find(connection, args.id)
+        if entry is None:
+            print(f"No kept request with id {args.id}.", file=sys.stderr)
+            return 1
+        print(json.dumps(entry, indent=2, ensure_ascii=False))
+        return 0
+    entries = inspector.recent(connection, args.limit)
+    if not entries:
+        print("No requests kept yet: send one (`python -m workshop send --url ...`).")
+    for r in entries:
+        flags = ("duplicate " if r["duplicate"] else "") + ("replay" if r.get("replay_of") else "")
+        print(f"{r['id']}  {r['time'][11:23]}  {r['method']:<4} {r['path']}  {r['status']}  {r['ms']:>7.1f} ms  {flags}")
+    return 0
+
+
+def cmd_replay(args: argparse.Namespace) -> int:
+    import requests
+    from redis import Redis
+
+    from solutions import inspector
+    from solutions.settings import load_settings
+
+    entry = inspector.find(Redis.from_url(load_settings().redis_url), args.id)
+    if entry is None:
+        print(f"No kept request with id {args.id}: list them with `python -m workshop inspect`.", file=sys.stderr)
+        return 1
+    base = args.url or f"http://{entry['headers'].get('Host', '127.0.0.1:5000')}"
+    try:
+        response = requests.request(entry["method"], base + entry["path"], params=entry["query"] or None,
+                                    data=entry["body"].encode("utf-8"), headers=inspector.replay_headers(entry),
+                                    timeout=10)
+    except requests.RequestException as error:
+        print(f"Could not reach the receiver at {base}: {error}. Is it running? (--url sets where)", file=sys.stderr)
+        return 1
+    duplicate = response.headers.get("X-Duplicate") == "yes"
+    print(f"Replayed {entry['method']} {entry['path']} ({entry['id']}): the receiver answered "
+          f"{response.status_code}" + (", a duplicate: acknowledged, stored once" if duplicate else ""))
+    return 0 if response.status_code < 500 else 1
+
+
 def _wait_for_ctrl_c(alive) -> None:
     import time
 
@@ -125,6 +197,22 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duplicate", type=int, default=1, metavar="N", help="deliver each message N times")
     p.add_argument("--max-attempts", type=int, default=8, help="tries per message before giving up (default 8)")
     p.set_defaults(func=cmd_send)
+    p = sub.add_parser("doctor", help="check this machine is ready for the workshop")
+    p.set_defaults(func=cmd_doctor)
+
+    p = sub.add_parser("tunnel", help="open a public URL to the receiver with ngrok (falls back to local)")
+    p.add_argument("--port", type=int, default=5000)
+    p.set_defaults(func=cmd_tunnel)
+
+    p = sub.add_parser("inspect", help="list the receiver's last requests, or show one")
+    p.add_argument("id", nargs="?", help="a request id (or its start) to show in full")
+    p.add_argument("--limit", type=int, default=20)
+    p.set_defaults(func=cmd_inspect)
+
+    p = sub.add_parser("replay", help="send a kept request through the receiver again")
+    p.add_argument("id", help="the request id (see `inspect`)")
+    p.add_argument("--url", default=None, help="the receiver's base URL (default: where the request went)")
+    p.set_defaults(func=cmd_replay)
     return parser
 
 

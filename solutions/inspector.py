@@ -1,0 +1,159 @@
+"""The receiver's request inspector: the last requests, kept in Redis, viewable and replayable.
+
+Like ngrok's inspector at localhost:4040, but offline too. Every request to the
+webhook (time, method, path, headers with secrets masked, body, answer, time
+taken) is kept in a capped Redis list; `/inspect` shows them, and a replay sends
+one again through the whole receiver, so you can watch a duplicate handled.
+"""
+from __future__ import annotations
+
+import json
+import re
+import time
+import uuid
+from datetime import datetime, timezone
+from html import escape
+
+from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, redirect, request, url_for
+from redis import Redis, RedisError
+
+KEY = "inspect:requests"
+KEEP = 200
+SECRET_HEADER = re.compile(r"authorization|cookie|token|secret|password|api-?key", re.IGNORECASE)
+SECRET_FIELD = re.compile(r"secret|password|token", re.IGNORECASE)  # Vonage's api-key is public
+
+bp = Blueprint("inspector", __name__)
+
+
+def mask(value: str) -> str:
+    """Keep a hint of a secret (its first 4 characters), hide the rest."""
+    return (value[:4] + "…" if len(value) > 8 else "") + "(masked)"
+
+
+def masked_headers(headers) -> dict[str, str]:
+    return {k: mask(v) if SECRET_HEADER.search(k) else v for k, v in headers.items()}
+
+
+def masked_body(body: bytes, mimetype: str) -> str:
+    """The body as text, with secret-looking fields masked in forms and JSON objects."""
+    text = body.decode("utf-8", errors="replace")
+    if mimetype == "application/json":
+        try:
+            data = json.loads(text)
+        except (ValueError, RecursionError):
+            return text
+        if isinstance(data, dict):
+            return json.dumps({k: mask(str(v)) if SECRET_FIELD.search(k) else v for k, v in data.items()})
+        return text
+    return re.sub(r"(?i)((?:^|&)[^=&]*(?:secret|password|token)[^=&]*=)([^&]*)",
+                  lambda m: m.group(1) + mask(m.group(2)), text)
+
+
+def _connection() -> Redis:
+    return current_app.extensions["sms_queue"].connection
+
+
+def record_request(response: Response) -> Response:
+    """after_request hook: keep this webhook request (never failing the request itself)."""
+    if not request.path.startswith(current_app.config.get("INSPECT_PREFIX", "/webhooks/")):
+        return response
+    try:
+        body = masked_body(request.get_data(cache=True), request.mimetype)
+    except Exception:  # too large, or unreadable: keep the rest
+        body = "(body not kept)"
+    entry = {
+        "id": uuid.uuid4().hex[:10],
+        "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
+        "method": request.method,
+        "path": request.path,
+        "query": request.query_string.decode("latin-1"),
+        "headers": masked_headers(request.headers),
+        "body": body,
+        "status": response.status_code,
+        "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
+        "duplicate": response.headers.get("X-Duplicate") == "yes",
+        "replay_of": request.headers.get("X-Replay-Of"),
+    }
+    try:
+        with _connection().pipeline(transaction=False) as pipe:
+            pipe.lpush(KEY, json.dumps(entry)).ltrim(KEY, 0, KEEP - 1).execute()
+    except RedisError:
+        pass  # the inspector is a convenience; the answer already says whether the message was stored
+    return response
+
+
+def recent(connection: Redis, limit: int = KEEP) -> list[dict]:
+    """The kept requests, newest first."""
+    return [json.loads(raw) for raw in connection.lrange(KEY, 0, limit - 1)]
+
+
+def find(connection: Redis, request_id: str) -> dict | None:
+    """One kept request by id (or its unique prefix)."""
+    return next((r for r in recent(connection) if r["id"].startswith(request_id)), None)
+
+
+def replay_headers(entry: dict) -> dict[str, str]:
+    """The headers to send again: the content type, and which request this replays."""
+    headers = {k: v for k, v in entry["headers"].items() if k.lower() in ("content-type", "user-agent")}
+    headers["X-Replay-Of"] = entry["id"]
+    return headers
+
+
+def replay(app: Flask, entry: dict) -> Response:
+    """Send a kept request through the receiver app again, as the provider would re-send it."""
+    with app.test_client() as client:
+        return client.open(entry["path"], method=entry["method"], query_string=entry["query"],
+                           data=entry["body"].encode("utf-8"), headers=replay_headers(entry))
+
+
+PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
+<style>body{{font-family:system-ui,sans-serif;margin:2rem;color:#222}}table{{border-collapse:collapse}}
+td,th{{padding:.3rem .7rem;border-bottom:1px solid #ddd;text-align:left}}pre{{background:#f6f6f6;padding:1rem;
+white-space:pre-wrap;word-break:break-all}}.s2{{color:#17803d}}.s4{{color:#b45309}}.s5{{color:#b91c1c}}
+button{{font-size:1rem}}</style></head><body>{body}</body></html>"""
+
+
+@bp.get("/inspect")
+def index():
+    rows = "".join(
+        f"<tr><td><a href='{url_for('inspector.detail', request_id=r['id'])}'>{r['id']}</a></td>"
+        f"<td>{escape(r['time'][11:23])}</td><td>{r['method']}</td><td>{escape(r['path'])}</td>"
+        f"<td class='s{str(r['status'])[0]}'>{r['status']}</td><td>{r['ms']:.1f} ms</td>"
+        f"<td>{'duplicate' if r['duplicate'] else ''}{' replay' if r.get('replay_of') else ''}</td></tr>"
+        for r in recent(_connection()))
+    body = (f"<h1>Inspector</h1><p>The last {KEEP} webhook requests, newest first.</p>"
+            f"<table><tr><th>id</th><th>time (UTC)</th><th>method</th><th>path</th><th>answer</th>"
+            f"<th>took</th><th></th></tr>{rows or '<tr><td colspan=7>Nothing yet.</td></tr>'}</table>")
+    return PAGE.format(title="Inspector", body=body)
+
+
+@bp.get("/inspect/<request_id>")
+def detail(request_id: str):
+    entry = find(_connection(), request_id) or abort(404)
+    if request.args.get("format") == "json":
+        return jsonify(entry)
+    headers = "\n".join(f"{k}: {v}" for k, v in entry["headers"].items())
+    replayed = request.args.get("replayed")
+    note = f"<p id='replayed'>Replayed: the receiver answered {escape(replayed)}.</p>" if replayed else ""
+    body = (f"<p><a href='{url_for('inspector.index')}'>← all requests</a></p><h1>Request {entry['id']}</h1>{note}"
+            f"<p>{entry['method']} {escape(entry['path'])}{'?' + escape(entry['query']) if entry['query'] else ''}"
+            f" → <b class='s{str(entry['status'])[0]}'>{entry['status']}</b> in {entry['ms']:.1f} ms</p>"
+            f"<h2>Headers</h2><pre>{escape(headers)}</pre><h2>Body</h2><pre>{escape(entry['body'])}</pre>"
+            f"<form method='post' action='{url_for('inspector.replay_view', request_id=entry['id'])}'>"
+            f"<button type='submit'>Replay this request</button></form>")
+    return PAGE.format(title=f"Request {entry['id']}", body=body)
+
+
+@bp.post("/inspect/<request_id>/replay")
+def replay_view(request_id: str):
+    entry = find(_connection(), request_id) or abort(404)
+    response = replay(current_app._get_current_object(), entry)
+    outcome = f"{response.status_code}{' (duplicate: stored once)' if response.headers.get('X-Duplicate') == 'yes' else ''}"
+    return redirect(url_for("inspector.detail", request_id=request_id, replayed=outcome))
+
+
+def init_app(app: Flask) -> None:
+    """Keep webhook requests and serve /inspect."""
+    app.before_request(lambda: g.setdefault("started", time.perf_counter()) and None)
+    app.after_request(record_request)
+    app.register_blueprint(bp)

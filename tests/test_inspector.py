@@ -1,0 +1,76 @@
+"""The request inspector on a real receiver and Redis: kept, masked, listed, replayed."""
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+import os
+
+import requests
+
+from solutions import inspector
+from tests.conftest import SECRET
+from tests.test_pipeline import wait_until_settled
+from workshop.sender import make_sms, signed
+
+
+def test_masking_hides_secrets_but_keeps_a_hint():
+    headers = inspector.masked_headers({"Authorization": "Bearer abcdefghijkl", "X-Api-Key": "k",
+                                        "Content-Type": "application/json"})
+    assert headers == {"Authorization": "Bear…(masked)", "X-Api-Key": "(masked)",
+                       "Content-Type": "application/json"}
+    form = inspector.masked_body(b"text=hi&api_secret=supersecretvalue&api-key=abcd1234", "")
+    assert "supersecretvalue" not in form and "text=hi&api_secret=supe…(masked)&api-key=abcd1234" == form
+    body = json.loads(inspector.masked_body(b'{"password": "hunter2hunter2", "text": "x"}', "application/json"))
+    assert body == {"password": "hunt…(masked)", "text": "x"}
+
+
+def test_requests_are_kept_newest_first_and_capped(client, redis):
+    for n in range(3):
+        client.post("/webhooks/inbound-sms", data=make_sms(f"n{n}"), headers={"Authorization": "Basic c2VjcmV0cw=="})
+    client.get("/healthz")
+    client.post("/webhooks/inbound-sms", data=b"{bad", content_type="application/json")
+    kept = inspector.recent(redis)
+    assert [k["status"] for k in kept] == [400, 204, 204, 204]  # /healthz is not kept
+    assert "text=n2" in kept[1]["body"] and kept[1]["headers"]["Authorization"] == "Basi…(masked)"
+    assert all(k["ms"] >= 0 for k in kept)
+    for n in range(inspector.KEEP + 5):
+        redis.lpush(inspector.KEY, json.dumps({"id": str(n)}))
+    client.post("/webhooks/inbound-sms", data=make_sms())
+    assert redis.llen(inspector.KEY) == inspector.KEEP
+
+
+def test_the_page_lists_and_shows_a_request_and_replays_it_as_a_duplicate(client, redis):
+    sms = make_sms("look at me")
+    client.post("/webhooks/inbound-sms", data=sms, headers={"X-Api-Key": "do-not-show-this"})
+    entry = inspector.recent(redis)[0]
+    page = client.get("/inspect").get_data(as_text=True)
+    assert entry["id"] in page and "204" in page
+    detail = client.get(f"/inspect/{entry['id']}").get_data(as_text=True)
+    assert "look+at+me" in detail and "do-not-show-this" not in detail and "(masked)" in detail
+    answer = client.post(f"/inspect/{entry['id']}/replay", follow_redirects=True).get_data(as_text=True)
+    assert "Replayed: the receiver answered 204 (duplicate: stored once)" in answer
+    replayed = inspector.recent(redis)[0]
+    assert replayed["replay_of"] == entry["id"] and replayed["duplicate"] is True
+    assert client.get("/inspect/nope").status_code == 404
+
+
+def test_inspect_and_replay_commands_on_a_live_receiver(live, redis):
+    env = {**os.environ, **live["env"]}
+    sms = signed(make_sms("replay me"), SECRET, "sha256")
+    assert requests.post(live["url"], data=sms, timeout=5).status_code == 204
+    listing = subprocess.run([sys.executable, "-m", "workshop", "inspect"], env=env, capture_output=True,
+                             text=True, timeout=60)
+    assert listing.returncode == 0, listing.stderr
+    first = listing.stdout.splitlines()[0]
+    assert "POST /webhooks/inbound-sms  204" in first
+    request_id = first.split()[0]
+    shown = subprocess.run([sys.executable, "-m", "workshop", "inspect", request_id], env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert json.loads(shown.stdout)["id"] == request_id
+    replay = subprocess.run([sys.executable, "-m", "workshop", "replay", request_id], env=env,
+                            capture_output=True, text=True, timeout=60)
+    assert replay.returncode == 0, replay.stderr
+    assert "answered 204, a duplicate: acknowledged, stored once" in replay.stdout
+    wait_until_settled(redis)
+    assert int(redis.hget("sms:stats", "written")) == 1
