@@ -8,6 +8,7 @@ Redis cannot store it, the answer is 503 so that the sender tries again.
 """
 from __future__ import annotations
 
+import os
 from datetime import datetime, timezone
 
 from flask import Blueprint, Flask, current_app, jsonify, request
@@ -82,13 +83,17 @@ def _unexpected(error: Exception):
 
 
 def create_app(config: dict | None = None) -> Flask:
-    """The receiver app. `config` overrides the settings (REDIS_URL, SMS_JOB, ...)."""
+    """The receiver app. `config` overrides the settings (REDIS_URL, SMS_JOB, INSPECTOR...).
+
+    SMS_JOB is the dotted name of the job function workers run (environment: SMS_JOB);
+    by default the secure worker when SIGNATURE_SECRET is set, else the plain one.
+    """
     app = Flask(__name__)
     settings = load_settings()
     default_job = "process_signed_message" if settings.signature_secret else "process_message"
     app.config.from_mapping(
         REDIS_URL=settings.redis_url,
-        SMS_JOB=f"solutions.worker.{default_job}",
+        SMS_JOB=os.environ.get("SMS_JOB") or f"solutions.worker.{default_job}",
         MAX_CONTENT_LENGTH=64 * 1024,
     )
     app.config.update(config or {})

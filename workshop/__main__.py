@@ -21,9 +21,10 @@ def cmd_redis(args: argparse.Namespace) -> int:
 def cmd_receiver(args: argparse.Namespace) -> int:
     from waitress import serve
 
-    from solutions.receiver import INBOUND_PATH, create_app
+    from solutions.receiver import INBOUND_PATH
+    from workshop.apps import APPS
 
-    app = create_app()
+    app = APPS[args.app]()
     print(f"receiver: http://{args.host}:{args.port}{INBOUND_PATH} (Ctrl+C stops it)", file=sys.stderr, flush=True)
     serve(app, host=args.host, port=args.port, threads=args.threads, channel_timeout=10,
           connection_limit=200, ident="webhooks-workshop", _quiet=True)
@@ -176,6 +177,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--threads", type=int, default=8)
+    p.add_argument("--app", choices=["kit", "push", "bare", "inline"], default="kit",
+                   help="which receiver: the kit's (default), or one it is measured against")
     p.set_defaults(func=cmd_receiver)
 
     p = sub.add_parser("worker", help="run a worker on the 'sms' queue")

@@ -11,7 +11,7 @@ import uuid
 from collections.abc import Callable
 from typing import Any
 
-from flask import Flask, jsonify, request
+from flask import Flask, request
 
 CHECKS: dict[str, Callable[[Any], None]] = {}
 context: dict[str, Any] = {}  # what a Lab provides: redis_url, start_worker
@@ -47,18 +47,18 @@ def _hello(create_hello_app) -> None:
 @checks("solutions.payloads:from_request")
 def _fields(inbound_fields) -> None:
     app = Flask(__name__)
-
-    @app.route("/sms", methods=["GET", "POST"])
-    def sms():
-        return jsonify(inbound_fields(request))
-
-    client = app.test_client()
     sms = {"msisdn": "447700900001", "to": "447700900000", "messageId": "0A01", "text": "Hi & bye = 2"}
-    for style, response in [("GET query", client.get("/sms", query_string=sms)),
-                            ("POST form", client.post("/sms", data=sms)),
-                            ("POST JSON", client.post("/sms", json=sms))]:
-        expect(response.status_code, 200, f"{style}: your function raised an error")
-        expect(response.get_json(), sms, f"{style}: the fields should come back as a flat dict")
+    styles = [("GET query", {"method": "GET", "query_string": sms}), ("POST form", {"method": "POST", "data": sms}),
+              ("POST JSON", {"method": "POST", "json": sms})]
+    for style, options in styles:
+        with app.test_request_context("/sms", **options):
+            try:
+                got = inbound_fields(request)
+            except NotImplementedError:
+                raise
+            except Exception as error:
+                raise NotYet(f"{style}: your function raised {type(error).__name__}: {error}") from None
+        expect(dict(got) if isinstance(got, dict) else got, sms, f"{style}: the fields should come back as a flat dict")
 
 
 @checks("solutions.signatures:signing_string")

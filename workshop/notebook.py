@@ -13,7 +13,9 @@ import atexit
 import importlib
 import os
 import sys
+import tempfile
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -103,6 +105,7 @@ class Lab:
         if redis:
             self.redis_url, server = ensure_redis(prefer_env=False)
             self._things.append(server)
+        self.folder = Path(tempfile.mkdtemp(prefix="workshop-lab-"))
         checks.context.update(redis_url=self.redis_url, start_worker=self._check_worker)
         atexit.register(self.stop)
 
@@ -111,9 +114,9 @@ class Lab:
         return {"REDIS_URL": self.redis_url, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get(
             "PYTHONPATH", "")]), **extra}
 
-    def receiver(self, **settings: str) -> str:
-        """Start the reference receiver (waitress); return its webhook URL."""
-        service, base = start_receiver(self.redis_url, env=self.env(**settings))
+    def receiver(self, app: str = "kit", **settings: str) -> str:
+        """Start a receiver (waitress) in the background; return its webhook URL."""
+        service, base = start_receiver(self.redis_url, env=self.env(**settings), app=app)
         self._things.append(service)
         return base + "/webhooks/inbound-sms"
 
@@ -123,9 +126,18 @@ class Lab:
         self._things.append(service)
         return service
 
+    def file(self, name: str) -> str:
+        """A path for `name` in this lab's own temporary folder."""
+        return str(self.folder / name)
+
+    def stop_workers(self) -> None:
+        """Stop the workers this lab started (Redis and receivers keep running)."""
+        for thing in [t for t in self._things if getattr(t, "name", "") == "worker"]:
+            thing.stop()
+            self._things.remove(thing)
+
     def _check_worker(self) -> tuple[Service, Path]:
-        messages = Path(os.getcwd()) / f"check-{os.getpid()}.jsonl"
-        messages.unlink(missing_ok=True)
+        messages = self.folder / f"check-{time.time_ns()}.jsonl"
         return start_worker(self.redis_url, env=self.env(MESSAGES_FILE=str(messages))), messages
 
     def serve(self, app) -> str:

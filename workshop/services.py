@@ -120,18 +120,19 @@ def http_ready(url: str) -> Callable[[], bool]:
     return ready
 
 
-def start_receiver(redis_url: str, port: int | None = None, env: dict[str, str] | None = None) -> tuple[Service, str]:
-    """Serve the receiver on 127.0.0.1 with the production server; return it and its base URL."""
+def start_receiver(redis_url: str, port: int | None = None, env: dict[str, str] | None = None,
+                   app: str = "kit") -> tuple[Service, str]:
+    """Serve a receiver (see workshop.apps) on 127.0.0.1 with waitress; return it and its base URL."""
     port = port or free_port()
     if not port_is_free(port):
         raise ServiceError(f"port {port} is in use: stop what runs there, or pass another --port")
     service = Service(
         "receiver",
-        [sys.executable, "-m", "workshop", "receiver", "--port", str(port)],
+        [sys.executable, "-m", "workshop", "receiver", "--port", str(port), "--app", app],
         {"REDIS_URL": redis_url, **(env or {})},
     )
     base = f"http://127.0.0.1:{port}"
-    service.wait_until(http_ready(base + "/healthz"))
+    service.wait_until(http_ready(base + "/"))
     return service, base
 
 
