@@ -20,8 +20,9 @@ from dataclasses import dataclass, field
 
 from redis import Redis
 from rq import Queue, Retry
-from rq.job import Job, JobStatus
 from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+from rq.utils import utcparse
 
 QUEUE_NAME = "sms"
 SEEN_TTL = 48 * 3600
@@ -29,7 +30,9 @@ PENDING = "sms:pending"
 PAYLOADS = "sms:payloads"
 ATTEMPTS = "sms:attempts"
 DEAD = "sms:dead"
+STATS = "sms:stats"
 RETRY = Retry(max=3, interval=[1, 5, 15])
+HEARTBEAT_GRACE = 45.0  # RQ's forking worker beats every 30 s during a job; a simple worker before each job
 
 # Marks the delivery as seen and records it, unless it was seen already: one step.
 _ACCEPT = """
@@ -107,21 +110,32 @@ class SweepReport:
     in_progress: int = 0
 
 
-def _job_is_alive(queue: Queue, job_id: str) -> bool:
+def _job_is_alive(queue: Queue, job_id: str, queued: set[str]) -> bool:
     """True while the job waits in the queue or runs on a worker that is still alive."""
     try:
         job = Job.fetch(job_id, connection=queue.connection)
     except NoSuchJobError:
         return False
     status = job.get_status(refresh=False)
-    if status == JobStatus.QUEUED:
-        return queue.connection.lpos(queue.key, job_id) is not None
+    if status == JobStatus.QUEUED:  # or taken by a worker that died before starting it
+        return job_id in queued
     if status == JobStatus.SCHEDULED:
         return True
     if status == JobStatus.STARTED and job.worker_name:
-        # A worker's key expires soon after it stops sending heartbeats.
-        return bool(queue.connection.exists(f"rq:worker:{job.worker_name}"))
+        return _worker_is_alive(queue.connection, job.worker_name)
     return False
+
+
+def _worker_is_alive(connection: Redis, name: str) -> bool:
+    """True if the worker sent a heartbeat within HEARTBEAT_GRACE seconds.
+
+    Not the worker's key alone: while it runs a job RQ keeps that key for the job's
+    whole timeout plus a minute, so a worker killed mid-job looks alive for minutes.
+    """
+    beat = connection.hget(f"rq:worker:{name}", "last_heartbeat")
+    if beat is None:
+        return False
+    return time.time() - utcparse(beat.decode()).timestamp() < HEARTBEAT_GRACE
 
 
 def sweep(queue: Queue, older_than: float = 20.0, max_attempts: int = 5) -> SweepReport:
@@ -133,10 +147,11 @@ def sweep(queue: Queue, older_than: float = 20.0, max_attempts: int = 5) -> Swee
     redis = queue.connection
     report = SweepReport()
     due = redis.zrangebyscore(PENDING, 0, time.time() - older_than)
+    queued = set(queue.get_job_ids()) if due else set()
     for raw in due:
         did = raw.decode()
         attempt = int(redis.hget(ATTEMPTS, did) or 1)
-        if _job_is_alive(queue, job_id(did, attempt)):
+        if _job_is_alive(queue, job_id(did, attempt), queued):
             report.in_progress += 1
             continue
         data = redis.hget(PAYLOADS, did)
@@ -153,4 +168,7 @@ def sweep(queue: Queue, older_than: float = 20.0, max_attempts: int = 5) -> Swee
         record = json.loads(data)
         enqueue(queue, record["job"], record["func"], attempt + 1)
         report.requeued.append(did)
+    if report.requeued or report.dead:
+        with redis.pipeline() as pipe:
+            pipe.hincrby(STATS, "requeued", len(report.requeued)).hincrby(STATS, "dead", len(report.dead)).execute()
     return report

@@ -7,6 +7,7 @@ Both are idempotent: a message processed twice is written once.
 """
 from __future__ import annotations
 
+import itertools
 import logging
 import sys
 import time
@@ -16,12 +17,12 @@ from redis import Redis, RedisError
 from rq import Queue, SimpleWorker, SpawnWorker, Worker, get_current_job
 
 from solutions import intake
+from solutions.intake import STATS
 from solutions.settings import load_settings
 from solutions.signatures import InvalidSignature, verify
 
 log = logging.getLogger("solutions.worker")
 
-STATS = "sms:stats"
 REJECTED = "sms:rejected"
 NONCE_TTL = 3600
 
@@ -179,20 +180,24 @@ def wait_for_redis(connection: Redis) -> None:
 def run_worker(redis_url: str, kind: str | None = None, *, name: str | None = None, burst: bool = False) -> None:
     """Run a sweeping worker until Ctrl+C (or, with `burst`, until the queue is empty).
 
-    If Redis goes away, the worker waits for it and starts again.
+    If Redis goes away, or the worker stops on an error, it waits for Redis and
+    starts again, under a new name (the old one may still be registered).
     """
     kind = kind or default_worker_class()
     connection = Redis.from_url(redis_url)
-    while True:
+    for run in itertools.count():
         wait_for_redis(connection)
+        worker = None
         try:
-            worker = make_worker(connection, kind, name=name)
+            worker = make_worker(connection, kind, name=name if run == 0 or not name else f"{name}-{run}")
             print(f"worker: {type(worker).__name__} on queue '{intake.QUEUE_NAME}' "
                   f"({'no fork' if kind == 'simple' else kind}); Ctrl+C stops it", file=sys.stderr, flush=True)
             worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")
-        except RedisError as error:
-            print(f"worker: lost Redis ({error}); starting again when it answers", file=sys.stderr, flush=True)
+        except Exception as error:  # keep going: a worker that dies quietly loses nothing, but helps nobody
+            print(f"worker: stopped on {type(error).__name__}: {error}; starting again", file=sys.stderr, flush=True)
+            time.sleep(1)
             continue
         if burst or worker._shutdown_requested_date is not None:  # Ctrl+C or SIGTERM
             return
         print("worker: stopped unexpectedly; starting again", file=sys.stderr, flush=True)
+        time.sleep(1)

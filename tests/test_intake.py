@@ -1,9 +1,12 @@
 """solutions.intake: the durable record, and the sweep that re-queues lost jobs (real Redis)."""
 from __future__ import annotations
 
+from datetime import datetime, timedelta, timezone
+
 import pytest
 from redis import ConnectionError as RedisConnectionError
 from rq.job import Job, JobStatus
+from rq.utils import utcformat
 
 from solutions import intake
 from solutions.receiver import job_for
@@ -56,15 +59,33 @@ def test_sweep_requeues_a_job_lost_between_queue_and_worker(queue, redis):
     assert Job.fetch(intake.job_id(did, 2), connection=redis).args[0]["deliveryId"] == did
 
 
-def test_sweep_requeues_a_job_whose_worker_died_but_not_a_live_one(queue, redis):
-    did = _accept(queue)
+def _started_by(redis, queue, worker: str, beat_age: float) -> None:
     job = Job.fetch(queue.pop_job_id(), connection=redis)
     job.set_status(JobStatus.STARTED)
-    job.worker_name = "alive"
+    job.worker_name = worker
     job.save()
-    redis.set("rq:worker:alive", "1")
+    beat = datetime.now(timezone.utc) - timedelta(seconds=beat_age)
+    redis.hset(f"rq:worker:{worker}", "last_heartbeat", utcformat(beat))
+
+
+def test_sweep_leaves_a_job_running_on_a_live_worker_alone(queue, redis):
+    _accept(queue)
+    _started_by(redis, queue, "alive", beat_age=1)
     assert intake.sweep(queue, older_than=0).in_progress == 1
-    redis.delete("rq:worker:alive")
+
+
+def test_sweep_requeues_a_job_whose_worker_died_mid_job(queue, redis):
+    """RQ keeps a busy worker's key for the job's timeout: its last heartbeat tells."""
+    did = _accept(queue)
+    _started_by(redis, queue, "killed", beat_age=intake.HEARTBEAT_GRACE + 1)
+    assert redis.exists("rq:worker:killed")
+    assert intake.sweep(queue, older_than=0).requeued == [did]
+
+
+def test_sweep_requeues_a_job_whose_worker_is_gone(queue, redis):
+    did = _accept(queue)
+    _started_by(redis, queue, "gone", beat_age=1)
+    redis.delete("rq:worker:gone")
     assert intake.sweep(queue, older_than=0).requeued == [did]
 
 

@@ -144,6 +144,18 @@ def cmd_replay(args: argparse.Namespace) -> int:
     return 0 if response.status_code < 500 else 1
 
 
+def cmd_chaos(args: argparse.Namespace) -> int:
+    from workshop.chaos import run_chaos
+
+    return run_chaos(args.scenario or None)
+
+
+def cmd_bench(args: argparse.Namespace) -> int:
+    from workshop.bench import run_bench
+
+    return run_bench(requests_per_run=args.requests, drain_jobs=args.jobs, plot=args.plot)
+
+
 def _wait_for_ctrl_c(alive) -> None:
     import time
 
@@ -200,6 +212,17 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duplicate", type=int, default=1, metavar="N", help="deliver each message N times")
     p.add_argument("--max-attempts", type=int, default=8, help="tries per message before giving up (default 8)")
     p.set_defaults(func=cmd_send)
+    p = sub.add_parser("chaos", help="kill workers and Redis, send duplicates and junk: show nothing is lost")
+    p.add_argument("scenario", nargs="*", choices=["kills", "redis", "duplicates", "hostile"],
+                   help="which scenarios (default: all)")
+    p.set_defaults(func=cmd_chaos)
+
+    p = sub.add_parser("bench", help="measure acknowledgement speed and worker drain rates; save a plot")
+    p.add_argument("--requests", type=int, default=3000, help="requests per measurement (default 3000)")
+    p.add_argument("--jobs", type=int, default=1000, help="jobs per drain measurement (default 1000)")
+    p.add_argument("--plot", default="bench-latency.png", help="where to save the latency plot")
+    p.set_defaults(func=cmd_bench)
+
     p = sub.add_parser("doctor", help="check this machine is ready for the workshop")
     p.set_defaults(func=cmd_doctor)
 

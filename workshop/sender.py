@@ -11,7 +11,7 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
 import requests
@@ -85,6 +85,7 @@ class Delivery:
     attempts: int
     duplicate: bool = False
     seconds: float = 0.0
+    history: list[int | None] = field(default_factory=list)  # every attempt's status
 
     @property
     def ok(self) -> bool:
@@ -101,6 +102,7 @@ def deliver(url: str, fields: dict[str, str], style: str = "form", *, session: r
     started = time.perf_counter()
     status = None
     duplicate = False
+    history: list[int | None] = []
     for attempt in range(1, max_attempts + 1):
         try:
             if style == "get":
@@ -111,13 +113,15 @@ def deliver(url: str, fields: dict[str, str], style: str = "form", *, session: r
                 response = http.post(url, data=fields, timeout=timeout)
             status = response.status_code
             duplicate = response.headers.get("X-Duplicate") == "yes"
+            history.append(status)
             if status < 500 and status != 429:
                 break
         except requests.RequestException:
             status = None
+            history.append(None)
         if attempt < max_attempts:
             time.sleep(min(max_backoff, backoff * 2 ** (attempt - 1)) * random.uniform(0.5, 1.0))
-    return Delivery(fields.get("messageId", "?"), status, attempt, duplicate, time.perf_counter() - started)
+    return Delivery(fields.get("messageId", "?"), status, attempt, duplicate, time.perf_counter() - started, history)
 
 
 def send_many(url: str, messages: list[dict[str, str]], *, concurrency: int = 8, style: str = "mixed",
