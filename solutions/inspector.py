@@ -8,7 +8,10 @@ one again through the whole receiver, so you can watch a duplicate handled.
 from __future__ import annotations
 
 import json
+import os
+import queue
 import re
+import threading
 import time
 import uuid
 from datetime import datetime, timezone
@@ -74,16 +77,65 @@ def record_request(response: Response) -> Response:
         "duplicate": response.headers.get("X-Duplicate") == "yes",
         "replay_of": request.headers.get("X-Replay-Of"),
     }
-    try:
-        with _connection().pipeline(transaction=False) as pipe:
-            pipe.lpush(KEY, json.dumps(entry)).ltrim(KEY, 0, KEEP - 1).execute()
-    except RedisError:
-        pass  # the inspector is a convenience; the answer already says whether the message was stored
+    _writer(_connection()).put(json.dumps(entry))
     return response
 
 
+class _Writer:
+    """Writes kept requests to Redis from a background thread, in batches.
+
+    Keeping a request must not slow the answer: the request thread only hands the
+    entry over; one pipeline a few times a second stores what has come.
+    """
+
+    def __init__(self, connection: Redis) -> None:
+        self.connection = connection
+        self.entries: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.idle = threading.Event()
+        self.idle.set()
+        threading.Thread(target=self._run, daemon=True, name="inspector-writer").start()
+
+    def put(self, entry: str) -> None:
+        self.idle.clear()
+        self.entries.put(entry)
+
+    def _run(self) -> None:
+        while True:
+            batch = [self.entries.get()]
+            time.sleep(0.02)  # let a burst gather into one round trip
+            while not self.entries.empty():
+                batch.append(self.entries.get_nowait())
+            try:
+                with self.connection.pipeline(transaction=False) as pipe:
+                    pipe.lpush(KEY, *batch).ltrim(KEY, 0, KEEP - 1).execute()
+            except RedisError:
+                pass  # a convenience only: the answer already said whether the message was stored
+            if self.entries.empty():
+                self.idle.set()
+
+    def flush(self, timeout: float = 2.0) -> None:
+        self.idle.wait(timeout)
+
+
+_writers: dict[tuple[int, int], _Writer] = {}
+
+
+def _writer(connection: Redis) -> _Writer:
+    key = (os.getpid(), id(connection))  # a forked server process needs its own thread
+    if key not in _writers:
+        _writers[key] = _Writer(connection)
+    return _writers[key]
+
+
+def flush() -> None:
+    """Wait until this process has stored every request it kept."""
+    for writer in list(_writers.values()):
+        writer.flush()
+
+
 def recent(connection: Redis, limit: int = KEEP) -> list[dict]:
-    """The kept requests, newest first."""
+    """The kept requests, newest first (including this process's latest)."""
+    flush()
     return [json.loads(raw) for raw in connection.lrange(KEY, 0, limit - 1)]
 
 

@@ -19,6 +19,7 @@ import time
 from dataclasses import dataclass, field
 
 from redis import Redis
+from redis.client import Pipeline
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -67,11 +68,16 @@ def job_id(did: str, attempt: int) -> str:
     return f"{did}_{attempt}"
 
 
-def enqueue(queue: Queue, job_data: dict, func: str = "solutions.worker.process_message", attempt: int = 1) -> Job:
-    """Put one job on the queue, with RQ's own retries for transient failures."""
-    return queue.enqueue(
+def enqueue(queue: Queue, job_data: dict, func: str = "solutions.worker.process_message", attempt: int = 1,
+            pipeline=None) -> Job:
+    """Put one job on the queue, with RQ's own retries for transient failures.
+
+    With a `pipeline`, the job is only added to it: run `pipeline.execute()` to queue it.
+    """
+    return queue.enqueue_call(
         func,
-        job_data,
+        args=(job_data,),
+        pipeline=pipeline,
         job_id=job_id(job_data["deliveryId"], attempt),
         retry=RETRY,
         result_ttl=600,
@@ -91,14 +97,23 @@ def accept(queue: Queue, job_data: dict, func: str) -> bool:
     record = json.dumps({"func": func, "job": job_data})
     new = redis.eval(_ACCEPT, len(keys), *keys, did, record, time.time(), SEEN_TTL)
     if new:
-        enqueue(queue, job_data, func)
+        with redis.pipeline(transaction=False) as pipe:  # one round trip for RQ's job and its place in the queue
+            enqueue(queue, job_data, func, pipeline=pipe)
+            pipe.execute()
     return bool(new)
 
 
 def settle(connection: Redis, did: str) -> None:
-    """Remove a finished message from the record, so that no sweep queues it again."""
+    """Remove a finished message from the record, so that no sweep queues it again.
+
+    `connection` may be a pipeline: then the removal runs when the pipeline does.
+    """
+    if isinstance(connection, Pipeline):
+        connection.zrem(PENDING, did).hdel(PAYLOADS, did).hdel(ATTEMPTS, did)
+        return
     with connection.pipeline() as pipe:
-        pipe.zrem(PENDING, did).hdel(PAYLOADS, did).hdel(ATTEMPTS, did).execute()
+        settle(pipe, did)
+        pipe.execute()
 
 
 @dataclass

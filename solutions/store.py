@@ -53,8 +53,12 @@ class MessageStore:
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with locked(self.path):
-            size = self._catch_up()
-            if self.redis.sismember(self._ids, message_id):
+            size = self.path.stat().st_size if self.path.exists() else 0
+            recorded, known = self.redis.pipeline().get(self._size).sismember(self._ids, message_id).execute()
+            if size != int(recorded or 0):  # the file changed behind the index: catch up first
+                size = self._catch_up()
+                known = self.redis.sismember(self._ids, message_id)
+            if known:
                 return False
             with open(self.path, "ab") as handle:
                 handle.write(line)

@@ -59,8 +59,9 @@ def _write(connection: Redis, job: dict) -> str:
     store = MessageStore(load_settings().messages_file, connection)
     outcome = "written" if store.add(to_record(job)) else "duplicate"
     with connection.pipeline() as pipe:
-        pipe.hincrby(STATS, outcome, 1).execute()
-    intake.settle(connection, job["deliveryId"])
+        pipe.hincrby(STATS, outcome, 1)
+        intake.settle(pipe, job["deliveryId"])
+        pipe.execute()
     return outcome
 
 
@@ -101,8 +102,8 @@ def process_signed_message(job: dict) -> str:
         with connection.pipeline() as pipe:
             pipe.hincrby(STATS, "rejected", 1)
             pipe.lpush(REJECTED, f"{message_id}: {error}").ltrim(REJECTED, 0, 199)
+            intake.settle(pipe, job["deliveryId"])
             pipe.execute()
-        intake.settle(connection, job["deliveryId"])
         return "rejected"
     return _write(connection, job)
 

@@ -37,6 +37,7 @@ def test_requests_are_kept_newest_first_and_capped(client, redis):
     for n in range(inspector.KEEP + 5):
         redis.lpush(inspector.KEY, json.dumps({"id": str(n)}))
     client.post("/webhooks/inbound-sms", data=make_sms())
+    inspector.flush()
     assert redis.llen(inspector.KEY) == inspector.KEEP
 
 

@@ -19,15 +19,14 @@ def cmd_redis(args: argparse.Namespace) -> int:
 
 
 def cmd_receiver(args: argparse.Namespace) -> int:
-    from waitress import serve
-
     from solutions.receiver import INBOUND_PATH
     from workshop.apps import APPS
+    from workshop.server import default_server, serve
 
-    app = APPS[args.app]()
-    print(f"receiver: http://{args.host}:{args.port}{INBOUND_PATH} (Ctrl+C stops it)", file=sys.stderr, flush=True)
-    serve(app, host=args.host, port=args.port, threads=args.threads, channel_timeout=10,
-          connection_limit=200, ident="webhooks-workshop", _quiet=True)
+    server = args.server or default_server()
+    print(f"receiver: http://{args.host}:{args.port}{INBOUND_PATH} on {server} (Ctrl+C stops it)",
+          file=sys.stderr, flush=True)
+    serve(APPS[args.app], args.host, args.port, server=server, processes=args.processes, threads=args.threads)
     return 0
 
 
@@ -185,10 +184,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
     p.set_defaults(func=cmd_redis)
 
-    p = sub.add_parser("receiver", help="serve the receiver with a production WSGI server (waitress)")
+    p = sub.add_parser("receiver", help="serve the receiver with a production WSGI server")
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--threads", type=int, default=8)
+    p.add_argument("--threads", type=int, default=8, help="threads per process (default 8)")
+    p.add_argument("--processes", type=int, default=2, help="gunicorn worker processes (default 2)")
+    p.add_argument("--server", choices=["gunicorn", "waitress"], default=None,
+                   help="default: gunicorn on Linux and macOS, waitress on Windows")
     p.add_argument("--app", choices=["kit", "push", "bare", "inline"], default="kit",
                    help="which receiver: the kit's (default), or one it is measured against")
     p.set_defaults(func=cmd_receiver)

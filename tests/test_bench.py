@@ -1,0 +1,25 @@
+"""The benchmark command runs end to end at a tiny scale and prints every figure (no timing asserted)."""
+from __future__ import annotations
+
+import pytest
+
+from workshop import bench
+from workshop.plots import percentile
+
+
+def test_percentile_is_nearest_rank():
+    values = list(range(1, 101))
+    assert (percentile(values, 50), percentile(values, 99), percentile(values, 100)) == (50, 99, 100)
+
+
+@pytest.mark.slow
+def test_bench_prints_every_receiver_worker_and_target(tmp_path, capsys, monkeypatch):
+    monkeypatch.setattr(bench.shutil, "which", lambda name: None)  # the Python load generator: no wrk needed
+    monkeypatch.setattr(bench, "CONCURRENCY", (4,))
+    plot = tmp_path / "latency.png"
+    assert bench.run_bench(requests_per_run=60, drain_jobs=40, plot=str(plot)) == 0
+    out = capsys.readouterr().out
+    for label in ("(a) bare endpoint", "(b) push to a Redis list", "(c) the kit's receiver", "(d) inline processing",
+                  "simple", "fork", "spawn", "kit / push-only", "kit / inline", "kit p99", "simple worker"):
+        assert label in out
+    assert plot.stat().st_size > 10_000

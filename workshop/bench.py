@@ -1,0 +1,197 @@
+"""`python -m workshop bench`: how fast is store-then-acknowledge, measured on this machine.
+
+Four receivers on the same server (waitress), the same burst of signed, form-encoded
+inbound SMS at concurrency 16 and 64:
+(a) a bare endpoint answering 204, the upper bound; (b) one that only pushes the raw
+body onto a Redis list, the limit for store-then-acknowledge; (c) the kit's receiver;
+(d) one that processes inline, the anti-pattern. Then the drain rate of each worker
+class. wrk drives the load when it is installed (apt/brew install wrk); otherwise a
+Python load generator does, which is slower and says so.
+"""
+from __future__ import annotations
+
+import shutil
+import statistics
+import subprocess
+import tempfile
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from urllib.parse import urlencode
+
+import requests
+from redis import Redis
+
+from solutions import intake
+from solutions.receiver import job_for
+from solutions.store import read_messages
+from workshop import sender
+from workshop.plots import latency_figure, percentile
+from workshop.redis_server import RedisServer
+from workshop.services import Service, start_receiver
+
+SECRET = "bench-secret"
+APPS = [("bare", "(a) bare endpoint, 204"), ("push", "(b) push to a Redis list"),
+        ("kit", "(c) the kit's receiver"), ("inline", "(d) inline processing")]
+CONCURRENCY = (16, 64)
+
+WRK_SCRIPT = """
+local bodies, counter, threads = {}, 0, {}
+function setup(thread)
+  thread:set("id", #threads)
+  table.insert(threads, thread)
+end
+function init(args)
+  for line in io.lines(args[1]) do table.insert(bodies, line) end
+  counter = id
+  wrk.method = "POST"
+  wrk.headers["Content-Type"] = "application/x-www-form-urlencoded"
+end
+function request()
+  counter = counter + 2
+  return wrk.format(nil, nil, nil, bodies[(counter % #bodies) + 1])
+end
+function done(summary, latency, requests)
+  io.write("REQUESTS ", summary.requests, " ", summary.duration, " ", summary.errors.status, "\\n")
+  for p = 1, 999 do io.write(string.format("P %.1f %d\\n", p / 10, latency:percentile(p / 10))) end
+end
+"""
+
+
+@dataclass
+class Run:
+    """One receiver at one concurrency."""
+
+    label: str
+    concurrency: int
+    rps: float
+    p50_ms: float
+    p99_ms: float
+    errors: int = 0
+    latencies: list[float] = field(default_factory=list, repr=False)  # seconds, for the plot
+
+
+def make_bodies(count: int, path: Path) -> Path:
+    """`count` signed inbound SMS, form-encoded, one per line, each with its own messageId."""
+    with open(path, "w") as handle:
+        for _ in range(count):
+            handle.write(urlencode(sender.signed(sender.make_sms(), SECRET, "sha256")) + "\n")
+    return path
+
+
+def load_wrk(url: str, bodies: Path, concurrency: int, seconds: float, folder: Path) -> tuple[float, list[float], int]:
+    script = folder / "bench.lua"
+    script.write_text(WRK_SCRIPT)
+    out = subprocess.run(["wrk", "-t2", f"-c{concurrency}", f"-d{seconds:.0f}s", "--timeout", "10s", "-s",
+                          str(script), url, "--", str(bodies)], capture_output=True, text=True, timeout=seconds + 60)
+    rps, latencies, errors = 0.0, [], 0
+    for line in out.stdout.splitlines():
+        if line.startswith("REQUESTS "):
+            requests_done, micros, errors = (int(x) for x in line.split()[1:])
+            rps = requests_done / (micros / 1e6)
+        elif line.startswith("P "):
+            latencies.append(int(line.split()[2]) / 1e6)
+    return rps, latencies, errors
+
+
+def load_python(url: str, bodies: Path, concurrency: int, count: int) -> tuple[float, list[float], int]:
+    lines = bodies.read_text().splitlines()[:count]
+    local = threading.local()
+
+    def one(body: str) -> tuple[float, bool]:
+        if not hasattr(local, "http"):
+            local.http = requests.Session()
+        started = time.perf_counter()
+        ok = local.http.post(url, data=body, headers={"Content-Type": "application/x-www-form-urlencoded"},
+                             timeout=10).status_code < 300
+        return time.perf_counter() - started, ok
+
+    started = time.perf_counter()
+    with ThreadPoolExecutor(concurrency) as pool:
+        results = list(pool.map(one, lines))
+    elapsed = time.perf_counter() - started
+    return len(results) / elapsed, [r[0] for r in results], sum(not r[1] for r in results)
+
+
+def measure_receivers(redis_url: str, folder: Path, requests_per_run: int, use_wrk: bool) -> list[Run]:
+    bodies = make_bodies(requests_per_run * 2, folder / "bodies.txt")
+    env = {"SIGNATURE_SECRET": SECRET, "SIGNATURE_METHOD": "sha256", "MESSAGES_FILE": str(folder / "inline.jsonl")}
+    runs = []
+    connection = Redis.from_url(redis_url)
+    for app, label in APPS:
+        service, base = start_receiver(redis_url, env=env, app=app)
+        try:
+            url = base + "/webhooks/inbound-sms"
+            load_python(url, bodies, 8, 200)  # warm up: every process and connection ready
+            for concurrency in CONCURRENCY:
+                connection.flushall()
+                if use_wrk:
+                    seconds = 5 if app != "inline" else 4
+                    rps, latencies, errors = load_wrk(url, bodies, concurrency, seconds, folder)
+                else:
+                    count = requests_per_run if app != "inline" else max(200, requests_per_run // 10)
+                    rps, latencies, errors = load_python(url, bodies, concurrency, count)
+                runs.append(Run(label, concurrency, rps, percentile(latencies, 50) * 1000,
+                                percentile(latencies, 99) * 1000, errors, latencies))
+                print(f"  {label:<28} c{concurrency:<3} {rps:>8.0f} req/s  p50 {runs[-1].p50_ms:>7.1f} ms  "
+                      f"p99 {runs[-1].p99_ms:>7.1f} ms", flush=True)
+        finally:
+            service.stop()
+    return runs
+
+
+def drain_rate(redis_url: str, kind: str, jobs: int, folder: Path) -> float:
+    """Jobs per second one worker process of class `kind` processes (the kit's secure job)."""
+    connection = Redis.from_url(redis_url)
+    connection.flushall()
+    messages_file = folder / f"drain-{kind}.jsonl"
+    queue = intake.get_queue(connection)
+    for _ in range(jobs):
+        intake.accept(queue, job_for(sender.signed(sender.make_sms(), SECRET, "sha256")),
+                      "solutions.worker.process_signed_message")
+    env = {"REDIS_URL": redis_url, "SIGNATURE_SECRET": SECRET, "SIGNATURE_METHOD": "sha256",
+           "MESSAGES_FILE": str(messages_file)}
+    import sys
+
+    worker = Service("bench-worker", [sys.executable, "-m", "workshop", "worker", "--burst", "--class", kind], env)
+    worker.proc.wait(timeout=600)
+    worker.stop()
+    stamps = sorted(_epoch(m["processedAt"]) for m in read_messages(messages_file))
+    return (len(stamps) - 1) / (stamps[-1] - stamps[0]) if len(stamps) > 1 else 0.0
+
+
+def _epoch(iso: str) -> float:
+    from datetime import datetime
+
+    return datetime.fromisoformat(iso).timestamp()
+
+
+def run_bench(requests_per_run: int = 3000, drain_jobs: int = 1000, plot: str | None = "bench-latency.png") -> int:
+    """Measure, print the figures and the targets, save the plot; return 0."""
+    use_wrk = shutil.which("wrk") is not None
+    folder = Path(tempfile.mkdtemp(prefix="workshop-bench-"))
+    print("Receivers on gunicorn (2 processes x 8 threads), signed form-encoded inbound SMS, load from "
+          + ("wrk (5 s per run)" if use_wrk else "Python threads (install wrk for truer figures)") + ":", flush=True)
+    with RedisServer() as server:
+        runs = measure_receivers(server.url, folder, requests_per_run, use_wrk)
+        print("\nWorker drain rates (one process, the kit's secure job):", flush=True)
+        rates = {}
+        for kind, jobs in [("simple", drain_jobs), ("fork", max(50, drain_jobs // 4)), ("spawn", max(20, drain_jobs // 20))]:
+            rates[kind] = drain_rate(server.url, kind, jobs, folder)
+            print(f"  {kind:<7} {rates[kind]:>7.0f} jobs/s", flush=True)
+    low = min(CONCURRENCY)
+    by = {(r.label[:3], r.concurrency): r for r in runs}
+    kit, push, inline = by[("(c)", low)], by[("(b)", low)], by[("(d)", low)]
+    print(f"\nTargets at c{low}:")
+    print(f"  kit / push-only   {kit.rps / push.rps:>6.0%}   (target at least 70%)")
+    print(f"  kit / inline      {kit.rps / inline.rps:>6.1f}x  (target at least 10x)")
+    print(f"  kit p99           {kit.p99_ms:>6.1f} ms (target at most 25 ms)")
+    print(f"  simple worker     {rates['simple']:>6.0f} jobs/s (target at least 200)")
+    if plot:
+        figure = latency_figure({r.label: r.latencies for r in runs if r.concurrency == low},
+                                f"Time to acknowledge at concurrency {low} (python -m workshop bench)")
+        figure.savefig(plot, dpi=110)
+        print(f"\nSaved the latency plot to {plot}")
+    return 0
