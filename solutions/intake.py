@@ -33,7 +33,7 @@ ATTEMPTS = "sms:attempts"
 DEAD = "sms:dead"
 STATS = "sms:stats"
 RETRY = Retry(max=3, interval=[1, 5, 15])
-HEARTBEAT_GRACE = 45.0  # RQ's forking worker beats every 30 s during a job; a simple worker before each job
+HEARTBEAT_GRACE = 30.0  # the kit's workers beat at least every 10 s, and before each job
 
 # Marks the delivery as seen and records it, unless it was seen already: one step.
 _ACCEPT = """

@@ -160,6 +160,7 @@ def make_worker(connection: Redis, kind: str = "simple", *, name: str | None = N
         connection=connection,
         name=name,
         worker_ttl=25,
+        job_monitoring_interval=10,  # a forking worker's heartbeat during a job
         maintenance_interval=maintenance_interval,
     )
 
@@ -186,9 +187,14 @@ def run_worker(redis_url: str, kind: str | None = None, *, name: str | None = No
     """
     kind = kind or default_worker_class()
     connection = Redis.from_url(redis_url)
+    worker = None
     for run in itertools.count():
         wait_for_redis(connection)
-        worker = None
+        if worker is not None:  # say the last one is gone, so the sweep need not wait for it
+            try:
+                worker.register_death()
+            except Exception:
+                pass
         try:
             worker = make_worker(connection, kind, name=name if run == 0 or not name else f"{name}-{run}")
             print(f"worker: {type(worker).__name__} on queue '{intake.QUEUE_NAME}' "

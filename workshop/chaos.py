@@ -14,7 +14,6 @@ import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
-from datetime import datetime
 from urllib.parse import urlsplit
 
 from solutions.intake import STATS
@@ -39,7 +38,7 @@ class Outcome:
     recovered: int
     lost: int
     server_errors: int = 0
-    recovery_seconds: float | None = None  # from the last fault to the last message processed
+    recovery_seconds: float | None = None  # from the last fault until every acknowledged message was processed
 
     ROW = "{:<22} {:>5} {:>6} {:>5} {:>9} {:>10} {:>9} {:>5} {:>12}"
 
@@ -55,15 +54,12 @@ class Outcome:
 
 
 def _outcome(name: str, stack: Stack, messages: list[dict], deliveries: list[sender.Delivery],
-             fault_at: float | None = None) -> Outcome:
+             fault_at: float | None = None, settled_at: float | None = None) -> Outcome:
     records = read_messages(stack.messages_file)
     written = [r["messageId"] for r in records]
     acked = {d.message_id for d in deliveries if d.ok}
     stats = {k.decode(): int(v) for k, v in stack.redis.hgetall(STATS).items()}
-    recovery = None
-    if fault_at is not None and records:
-        last = max(datetime.fromisoformat(r["processedAt"]).timestamp() for r in records)
-        recovery = max(0.0, last - fault_at)
+    recovery = settled_at - fault_at if fault_at is not None and settled_at is not None else None
     return Outcome(
         scenario=name, sent=len({m["messageId"] for m in messages}), acknowledged=len(acked),
         answered_503=sum(h == 503 for d in deliveries for h in d.history),
@@ -100,8 +96,8 @@ def worker_kills(count: int = 300, kills: int = 3, workers: int = 2, timeout: fl
             last_kill = time.time()
             stack.add_worker(wait=False)
         thread.join(timeout)
-        stack.wait_settled(timeout)
-        return _outcome(f"{kills} worker kills", stack, messages, results, last_kill)
+        settled = time.time() if stack.wait_settled(timeout) else None
+        return _outcome(f"{kills} worker kill{'s' if kills > 1 else ''}", stack, messages, results, last_kill, settled)
 
 
 def redis_kill(count: int = 200, down_for: float = 2.0, timeout: float = 120.0) -> Outcome:
@@ -116,8 +112,8 @@ def redis_kill(count: int = 200, down_for: float = 2.0, timeout: float = 120.0) 
         stack.redis_server.start()
         restarted = time.time()
         thread.join(timeout)
-        stack.wait_settled(timeout)
-        return _outcome("Redis killed, restarted", stack, messages, results, restarted)
+        settled = time.time() if stack.wait_settled(timeout) else None
+        return _outcome("Redis killed, restarted", stack, messages, results, restarted, settled)
 
 
 def duplicates(count: int = 100, copies: int = 3, timeout: float = 60.0) -> Outcome:
