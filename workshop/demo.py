@@ -6,23 +6,24 @@ processed and rejected while it happens; then stops everything it started.
 """
 from __future__ import annotations
 
-import os
 import secrets
 import sys
 import threading
 import time
+from urllib.parse import urlsplit
 from dataclasses import dataclass
 
 from redis import Redis
 
 from solutions import intake
-from solutions.receiver import INBOUND_PATH
 from solutions.settings import load_settings
 from solutions.store import read_messages
-from solutions.worker import REJECTED, STATS
+from solutions.intake import STATS
+from solutions.worker import REJECTED, WORKER_CLASSES, choose_worker_class
 from workshop import sender
-from workshop.redis_server import ensure_redis
-from workshop.services import RUN_DIR, start_receiver, start_worker
+from workshop.services import RUN_DIR
+from workshop.stack import Stack
+from workshop.tunnel import close_tunnels, open_tunnel
 
 
 @dataclass
@@ -62,24 +63,21 @@ def run_demo(count: int = 60, workers: int = 2, forever: bool = False, timeout: 
     settings = load_settings()
     secret = settings.signature_secret or secrets.token_hex(16)
     method = settings.signature_method
-    messages_file = RUN_DIR / f"demo-messages-{os.getpid()}.jsonl"
-    env = {"SIGNATURE_SECRET": secret, "SIGNATURE_METHOD": method, "MESSAGES_FILE": str(messages_file)}
-    started = []
     print("Webhooks workshop demo: accept, store, acknowledge quickly; process later, at least once.\n")
+    stack = None
     try:
-        redis_url, server = ensure_redis()
-        started.append(server)
-        print(f"  redis     {redis_url}" + ("  (private, started for this demo)" if server else ""))
-        receiver, base = start_receiver(redis_url, env=env)
-        started.append(receiver)
-        print(f"  receiver  {base}{INBOUND_PATH}")
-        for n in range(workers):
-            started.append(start_worker(redis_url, env=env))
-        print(f"  workers   {workers} x SimpleWorker (no fork)")
+        stack = Stack(workers, secret=secret, method=method, private_redis=False)
+        private = stack.redis_server is not None
+        print(f"  redis     {stack.redis_url}" + ("  (private, started for this demo)" if private else ""))
+        print(f"  receiver  {stack.url}")
+        endpoint = open_tunnel(urlsplit(stack.base_url).port)
+        print(f"  public    {endpoint.public_url or 'none (' + endpoint.reason + '); sending to the local URL'}")
+        kind, why = choose_worker_class()
+        print(f"  workers   {workers} x {WORKER_CLASSES[kind].__name__} ({why})")
         print(f"  signing   {method}, with a {'configured' if settings.signature_secret else 'random'} secret")
-        print(f"  output    {messages_file}\n")
+        print(f"  output    {stack.messages_file}\n")
 
-        connection = Redis.from_url(redis_url)
+        connection = stack.redis
         base_counts = {k: _counter(connection, k) for k in ("written", "duplicate", "rejected")}
         traffic, plan = build_messages(count, secret, method)
         print(f"Sending {plan['good']} signed SMS (one of them in 3 parts), 1 forged, 1 stale, "
@@ -89,30 +87,29 @@ def run_demo(count: int = 60, workers: int = 2, forever: bool = False, timeout: 
         done = threading.Event()
 
         def send() -> None:
-            results.extend(sender.send_many(base + INBOUND_PATH, traffic, concurrency=8, progress=False))
+            results.extend(sender.send_many(endpoint.webhook_url, traffic, concurrency=8, progress=False))
             done.set()
 
         threading.Thread(target=send, daemon=True).start()
         queue = intake.get_queue(connection)
         deadline = time.monotonic() + timeout
-        snap = None
         while True:
             snap = _snapshot(connection, queue, base_counts, results, len(traffic))
             _show(snap)
             finished = done.is_set() and snap.queued == 0 and snap.pending == 0
-            if (finished and not forever) or time.monotonic() > deadline and not forever:
+            if not forever and (finished or time.monotonic() > deadline):
                 break
             time.sleep(0.4)
         print()
-        return _summary(snap, plan, results, messages_file, connection)
+        return _summary(snap, plan, results, stack.messages_file, connection)
     except KeyboardInterrupt:
         print("\nStopped by Ctrl+C.")
         return 130
     finally:
         print("Stopping what the demo started...", end=" ", flush=True)
-        for thing in reversed(started):
-            if thing is not None:
-                thing.stop()
+        close_tunnels()
+        if stack is not None:
+            stack.stop()
         print("done.")
 
 
