@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 
-.PHONY: install demo test lab doctor clean
+.PHONY: install demo test lab doctor screenshots clean
 
 install: $(STAMP)
 
@@ -27,6 +27,9 @@ lab: install
 
 doctor: install
 	$(BIN)/python -m workshop doctor
+
+screenshots: install
+	$(BIN)/python -m workshop screenshots
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

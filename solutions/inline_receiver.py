@@ -1,13 +1,14 @@
 """The anti-pattern, for comparison: a receiver that does the work before it answers.
 
-It checks the signature, writes the file and does 50 ms of other work (a
-database call, an API call...) while the sender waits. Under a burst its answers
+It checks the signature, writes the file and does other work (a database call,
+an API call...: 50 ms, or INLINE_WORK_SECONDS) while the sender waits. Under a burst its answers
 slow down, senders time out and re-send, and a crash loses what was half done.
 Notebook 04 and `python -m workshop bench` measure it against the kit's receiver.
 """
 from __future__ import annotations
 
 import json
+import os
 import time
 
 from flask import Flask, jsonify, request
@@ -23,6 +24,7 @@ def create_inline_app() -> Flask:
     """A receiver that processes each message inline, then answers."""
     app = Flask(__name__)
     settings = load_settings()
+    work_seconds = float(os.environ.get("INLINE_WORK_SECONDS") or WORK_SECONDS)
 
     @app.route("/webhooks/inbound-sms", methods=["GET", "POST"])
     def inbound_sms():
@@ -34,7 +36,7 @@ def create_inline_app() -> Flask:
             return jsonify(error=str(error)), 400
         with open(settings.messages_file, "a", encoding="utf-8") as handle:
             handle.write(json.dumps(payload) + "\n")
-        time.sleep(WORK_SECONDS)
+        time.sleep(work_seconds)
         return "", 204
 
     return app

@@ -155,6 +155,14 @@ def cmd_bench(args: argparse.Namespace) -> int:
     return run_bench(requests_per_run=args.requests, drain_jobs=args.jobs, plot=args.plot)
 
 
+def cmd_screenshots(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from workshop.screenshots import OUT, run_screenshots
+
+    return run_screenshots(Path(args.out) if args.out else OUT)
+
+
 def _wait_for_ctrl_c(alive) -> None:
     import time
 
@@ -224,6 +232,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--jobs", type=int, default=1000, help="jobs per drain measurement (default 1000)")
     p.add_argument("--plot", default="bench-latency.png", help="where to save the latency plot")
     p.set_defaults(func=cmd_bench)
+
+    p = sub.add_parser("screenshots", help="remake the README's pictures from the running kit (needs Chromium)")
+    p.add_argument("--out", default=None, help="folder (default: workshop/guide/img)")
+    p.set_defaults(func=cmd_screenshots)
 
     p = sub.add_parser("doctor", help="check this machine is ready for the workshop")
     p.set_defaults(func=cmd_doctor)
