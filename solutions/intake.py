@@ -95,7 +95,7 @@ def accept(queue: Queue, job_data: dict, func: str) -> bool:
     redis = queue.connection
     keys = [f"sms:seen:{did}", PAYLOADS, PENDING, ATTEMPTS]
     record = json.dumps({"func": func, "job": job_data})
-    new = redis.eval(_ACCEPT, len(keys), *keys, did, record, time.time(), SEEN_TTL)
+    new = redis.register_script(_ACCEPT)(keys, [did, record, time.time(), SEEN_TTL])  # EVALSHA, cached
     if new:
         with redis.pipeline(transaction=False) as pipe:  # one round trip for RQ's job and its place in the queue
             enqueue(queue, job_data, func, pipeline=pipe)

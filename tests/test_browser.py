@@ -6,11 +6,11 @@ import time
 import pytest
 import requests
 
-from tests.browser import NOTEBOOKS, browser_page, jupyterlab, why_no_browser
+from workshop.browser import NOTEBOOKS, browser_page, jupyterlab, why_no_browser
 from tests.conftest import SECRET
 from workshop.sender import make_sms, signed
 
-pytestmark = pytest.mark.skipif(why_no_browser() is not None, reason=why_no_browser() or "")
+pytestmark = pytest.mark.skipif(why_no_browser() is not None, reason=f"{why_no_browser()}: browser tests skipped")
 
 
 def open_notebook(page, base: str, token: str, name: str) -> None:

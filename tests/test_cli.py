@@ -50,3 +50,28 @@ def test_help_lists_every_command():
     out = run("--help").stdout
     for command in ("demo", "redis", "receiver", "worker", "send", "doctor", "tunnel", "inspect", "replay"):
         assert command in out
+
+
+def test_rqs_own_worker_command_processes_the_kits_jobs(live, redis, tmp_path):
+    """`rq worker sms` works too: the jobs are plain importable functions."""
+    from workshop.sender import make_sms, send_many, signed
+    from tests.conftest import SECRET
+
+    for service in live["workers"]:
+        service.stop()
+    messages = [signed(make_sms(), SECRET, "sha256") for _ in range(5)]
+    assert all(d.ok for d in send_many(live["url"], messages, progress=False))
+    rq = os.path.join(os.path.dirname(sys.executable), "rq")
+    result = subprocess.run([rq, "worker", "sms", "--burst", "--url", live["env"]["REDIS_URL"]],
+                            capture_output=True, text=True, timeout=120, env={**os.environ, **live["env"]})
+    assert result.returncode == 0, result.stderr
+    assert sorted(m["messageId"] for m in read_messages(live["env"]["MESSAGES_FILE"])) == sorted(
+        m["messageId"] for m in messages)
+
+
+def test_flask_cli_serves_the_receiver_for_teaching(settings_env):
+    """`flask --app solutions.receiver run` finds the create_app factory."""
+    result = subprocess.run([os.path.join(os.path.dirname(sys.executable), "flask"), "--app", "solutions.receiver",
+                             "routes"], capture_output=True, text=True, timeout=60, env={**os.environ, **settings_env})
+    assert result.returncode == 0, result.stderr
+    assert "/webhooks/inbound-sms" in result.stdout and "/healthz" in result.stdout
