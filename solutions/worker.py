@@ -20,6 +20,7 @@ from solutions import intake
 from solutions.intake import STATS
 from solutions.settings import load_settings
 from solutions.signatures import InvalidSignature, verify
+from solutions.store import MessageStore
 
 log = logging.getLogger("solutions.worker")
 
@@ -54,8 +55,6 @@ def _connection() -> Redis:
 
 
 def _write(connection: Redis, job: dict) -> str:
-    from solutions.store import MessageStore
-
     store = MessageStore(load_settings().messages_file, connection)
     outcome = "written" if store.add(to_record(job)) else "duplicate"
     with connection.pipeline() as pipe:

@@ -222,6 +222,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--duplicate", type=int, default=1, metavar="N", help="deliver each message N times")
     p.add_argument("--max-attempts", type=int, default=8, help="tries per message before giving up (default 8)")
     p.set_defaults(func=cmd_send)
+
     p = sub.add_parser("chaos", help="kill workers and Redis, send duplicates and junk: show nothing is lost")
     p.add_argument("scenario", nargs="*", choices=["kills", "redis", "duplicates", "hostile"],
                    help="which scenarios (default: all)")

@@ -11,13 +11,14 @@ Python load generator does, which is slower and says so.
 from __future__ import annotations
 
 import shutil
-import statistics
 import subprocess
+import sys
 import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 from urllib.parse import urlencode
 
@@ -153,8 +154,6 @@ def drain_rate(redis_url: str, kind: str, jobs: int, folder: Path) -> float:
                       "solutions.worker.process_signed_message")
     env = {"REDIS_URL": redis_url, "SIGNATURE_SECRET": SECRET, "SIGNATURE_METHOD": "sha256",
            "MESSAGES_FILE": str(messages_file)}
-    import sys
-
     worker = Service("bench-worker", [sys.executable, "-m", "workshop", "worker", "--burst", "--class", kind], env)
     worker.proc.wait(timeout=600)
     worker.stop()
@@ -163,8 +162,6 @@ def drain_rate(redis_url: str, kind: str, jobs: int, folder: Path) -> float:
 
 
 def _epoch(iso: str) -> float:
-    from datetime import datetime
-
     return datetime.fromisoformat(iso).timestamp()
 
 
