@@ -75,3 +75,24 @@ def test_flask_cli_serves_the_receiver_for_teaching(settings_env):
                              "routes"], capture_output=True, text=True, timeout=60, env={**os.environ, **settings_env})
     assert result.returncode == 0, result.stderr
     assert "/webhooks/inbound-sms" in result.stdout and "/healthz" in result.stdout
+
+
+def test_send_stops_promptly_on_ctrl_c():
+    """A long burst to a receiver that never answers: Ctrl+C ends the command within seconds."""
+    import signal
+    import socket
+    import time
+
+    with socket.socket() as silent:  # accepts connections, never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(100)
+        url = f"http://127.0.0.1:{silent.getsockname()[1]}/webhooks/inbound-sms"
+        proc = subprocess.Popen([sys.executable, "-m", "workshop", "send", "--url", url, "--count", "500",
+                                 "--concurrency", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                env={**os.environ, "SIGNATURE_SECRET": ""})
+        time.sleep(3)
+        started = time.monotonic()
+        proc.send_signal(signal.SIGINT)
+        proc.wait(20)
+        assert time.monotonic() - started < 15
+        assert proc.returncode == 130

@@ -6,11 +6,11 @@ needs: forged, stale and duplicate messages.
 """
 from __future__ import annotations
 
+import queue
 import random
 import threading
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -126,26 +126,31 @@ def deliver(url: str, fields: dict[str, str], style: str = "form", *, session: r
 
 def send_many(url: str, messages: list[dict[str, str]], *, concurrency: int = 8, style: str = "mixed",
               progress: bool = True, **deliver_options) -> list[Delivery]:
-    """Deliver `messages` with `concurrency` senders at once; `style` 'mixed' rotates get, form, json."""
-    def style_of(i: int) -> str:
-        return STYLES[i % 3] if style == "mixed" else style
+    """Deliver `messages` with `concurrency` senders at once; `style` 'mixed' rotates get, form, json.
 
-    local = threading.local()
-    sessions: list[requests.Session] = []
+    The senders are daemon threads, so Ctrl+C ends the command at once.
+    """
+    todo: queue.SimpleQueue[tuple[int, dict[str, str]]] = queue.SimpleQueue()
+    for item in enumerate(messages):
+        todo.put(item)
+    finished: queue.SimpleQueue[tuple[int, Delivery]] = queue.SimpleQueue()
 
-    def one(item: tuple[int, dict[str, str]]) -> Delivery:
-        if not hasattr(local, "session"):
-            local.session = requests.Session()
-            sessions.append(local.session)
-        i, fields = item
-        return deliver(url, fields, style_of(i), session=local.session, **deliver_options)
+    def sender_thread() -> None:
+        with requests.Session() as session:
+            while True:
+                try:
+                    i, fields = todo.get_nowait()
+                except queue.Empty:
+                    return
+                chosen = STYLES[i % 3] if style == "mixed" else style
+                finished.put((i, deliver(url, fields, chosen, session=session, **deliver_options)))
 
-    results: list[Delivery] = []
-    with ThreadPoolExecutor(max_workers=max(1, concurrency)) as pool, \
-            tqdm(total=len(messages), desc="sending", unit="msg", disable=not progress, leave=False) as bar:
-        for delivery in pool.map(one, enumerate(messages)):
-            results.append(delivery)
+    for _ in range(max(1, min(concurrency, len(messages)))):
+        threading.Thread(target=sender_thread, daemon=True).start()
+    results: list[Delivery | None] = [None] * len(messages)
+    with tqdm(total=len(messages), desc="sending", unit="msg", disable=not progress, leave=False) as bar:
+        for _ in messages:
+            i, delivery = finished.get()
+            results[i] = delivery
             bar.update()
-    for session in sessions:
-        session.close()
-    return results
+    return results  # type: ignore[return-value]
