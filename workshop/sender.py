@@ -149,8 +149,13 @@ def send_many(url: str, messages: list[dict[str, str]], *, concurrency: int = 8,
         threading.Thread(target=sender_thread, daemon=True).start()
     results: list[Delivery | None] = [None] * len(messages)
     with tqdm(total=len(messages), desc="sending", unit="msg", disable=not progress, leave=False) as bar:
-        for _ in messages:
-            i, delivery = finished.get()
+        received = 0
+        while received < len(messages):
+            try:
+                i, delivery = finished.get(timeout=0.2)  # a timed wait lets Ctrl+C through on every Python
+            except queue.Empty:
+                continue
             results[i] = delivery
+            received += 1
             bar.update()
     return results  # type: ignore[return-value]
