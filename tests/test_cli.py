@@ -90,7 +90,8 @@ def test_send_stops_promptly_on_ctrl_c():
         proc = subprocess.Popen([sys.executable, "-m", "workshop", "send", "--url", url, "--count", "500",
                                  "--concurrency", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                 env={**os.environ, "SIGNATURE_SECRET": ""})
-        time.sleep(3)
+        assert proc.stderr.read(1)  # the progress bar has started: the burst is under way
+        time.sleep(1)
         started = time.monotonic()
         proc.send_signal(signal.SIGINT)
         proc.wait(20)

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 import signal
 import sys
 
@@ -55,8 +56,13 @@ def cmd_send(args: argparse.Namespace) -> int:
             return 2
         messages = [sender.stale(m, secret, settings.signature_method) for m in messages]
     messages = [m for m in messages for _ in range(args.duplicate)]
-    results = sender.send_many(args.url, messages, concurrency=args.concurrency, style=args.style,
-                               max_attempts=args.max_attempts)
+    try:
+        results = sender.send_many(args.url, messages, concurrency=args.concurrency, style=args.style,
+                                   max_attempts=args.max_attempts)
+    except KeyboardInterrupt:
+        print("\nStopped by Ctrl+C.", file=sys.stderr, flush=True)
+        sys.stdout.flush()
+        os._exit(130)  # sender threads may be mid-request: nothing to clean up, so do not wait for them
     ok = sum(r.ok for r in results)
     dup = sum(r.duplicate for r in results)
     print(f"sent {len(results)}: {ok} acknowledged ({dup} as duplicates), {len(results) - ok} not acknowledged")
