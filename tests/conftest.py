@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import os
+import signal
 
 import pytest
 from redis import Redis
@@ -65,6 +66,14 @@ def live(settings_env):
            "workers": workers, "env": settings_env}
     for service in [receiver, *workers]:
         service.stop()
+
+
+def like_a_terminal() -> None:
+    """In the child: take Ctrl+C (SIGINT) as a terminal would deliver it.
+
+    A shell runs background jobs with SIGINT ignored, and children inherit that.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
 def pytest_report_header(config):

@@ -2,12 +2,16 @@
 from __future__ import annotations
 
 import os
+import signal
+import socket
 import subprocess
 import sys
+import time
 
 import pytest
 
 from solutions.store import read_messages
+from tests.conftest import like_a_terminal
 from tests.test_pipeline import wait_until_settled
 
 
@@ -79,17 +83,13 @@ def test_flask_cli_serves_the_receiver_for_teaching(settings_env):
 
 def test_send_stops_promptly_on_ctrl_c():
     """A long burst to a receiver that never answers: Ctrl+C ends the command within seconds."""
-    import signal
-    import socket
-    import time
-
     with socket.socket() as silent:  # accepts connections, never answers
         silent.bind(("127.0.0.1", 0))
         silent.listen(100)
         url = f"http://127.0.0.1:{silent.getsockname()[1]}/webhooks/inbound-sms"
         proc = subprocess.Popen([sys.executable, "-m", "workshop", "send", "--url", url, "--count", "500",
                                  "--concurrency", "4"], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
-                                env={**os.environ, "SIGNATURE_SECRET": ""})
+                                env={**os.environ, "SIGNATURE_SECRET": ""}, preexec_fn=like_a_terminal)
         assert proc.stderr.read(1)  # the progress bar has started: the burst is under way
         time.sleep(1)
         started = time.monotonic()

@@ -1,7 +1,6 @@
 """workshop.redis_server: a real Redis found or started by the kit, tied to its owner."""
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,6 +10,7 @@ import pytest
 from redis import Redis
 
 from workshop import redis_server
+from tests.conftest import like_a_terminal
 from workshop.redis_server import RedisServer, answers, ensure_redis
 from workshop.services import ServiceError
 
@@ -51,7 +51,7 @@ def test_the_server_stops_when_its_owner_is_killed():
 
 def test_the_cli_prints_the_url_and_stops_on_ctrl_c():
     proc = subprocess.Popen([sys.executable, "-m", "workshop", "redis"], stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+                            stderr=subprocess.PIPE, text=True, preexec_fn=like_a_terminal)
     line = proc.stdout.readline().strip()
     assert line.startswith("REDIS_URL=redis://127.0.0.1:")
     url = line.split("=", 1)[1]
