@@ -145,7 +145,6 @@ def start_worker(redis_url: str, kind: str | None = None, env: dict[str, str] | 
     name = f"kit-{uuid.uuid4().hex[:8]}"
     argv = [sys.executable, "-m", "workshop", "worker", "--name", name] + (["--class", kind] if kind else [])
     service = Service("worker", argv, {"REDIS_URL": redis_url, **(env or {})})
-    service.worker_name = name
     if wait:
         connection = Redis.from_url(redis_url)
         service.wait_until(lambda: bool(connection.exists(f"rq:worker:{name}")), timeout=20)
