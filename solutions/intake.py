@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 
 from redis import Redis
 from redis.client import Pipeline
+from redis.commands.core import Script
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
@@ -45,6 +46,17 @@ if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then
 end
 return 0
 """
+
+
+_script: Script | None = None
+
+
+def _accept_script(redis: Redis) -> Script:
+    """The accept script, registered once per process (then sent by its SHA, EVALSHA)."""
+    global _script
+    if _script is None:
+        _script = redis.register_script(_ACCEPT)
+    return _script
 
 
 def delivery_id(payload: dict[str, str]) -> str:
@@ -95,7 +107,7 @@ def accept(queue: Queue, job_data: dict, func: str) -> bool:
     redis = queue.connection
     keys = [f"sms:seen:{did}", PAYLOADS, PENDING, ATTEMPTS]
     record = json.dumps({"func": func, "job": job_data})
-    new = redis.register_script(_ACCEPT)(keys, [did, record, time.time(), SEEN_TTL])  # EVALSHA, cached
+    new = _accept_script(redis)(keys, [did, record, time.time(), SEEN_TTL], client=redis)
     if new:
         with redis.pipeline(transaction=False) as pipe:  # one round trip for RQ's job and its place in the queue
             enqueue(queue, job_data, func, pipeline=pipe)

@@ -18,7 +18,7 @@ from rq import Queue, SimpleWorker, SpawnWorker, Worker, get_current_job
 
 from solutions import intake
 from solutions.intake import STATS
-from solutions.settings import load_settings
+from solutions.settings import Settings, load_settings
 from solutions.signatures import InvalidSignature, verify
 from solutions.store import MessageStore
 
@@ -54,8 +54,8 @@ def _connection() -> Redis:
     return job.connection if job else Redis.from_url(load_settings().redis_url)
 
 
-def _write(connection: Redis, job: dict) -> str:
-    store = MessageStore(load_settings().messages_file, connection)
+def _write(connection: Redis, job: dict, settings: Settings) -> str:
+    store = MessageStore(settings.messages_file, connection)
     outcome = "written" if store.add(to_record(job)) else "duplicate"
     with connection.pipeline() as pipe:
         pipe.hincrby(STATS, outcome, 1)
@@ -66,15 +66,15 @@ def _write(connection: Redis, job: dict) -> str:
 
 def process_message(job: dict) -> str:
     """Record every message once. Returns 'written' or 'duplicate'."""
-    return _write(_connection(), job)
+    return _write(_connection(), job, load_settings())
 
 
-def check_signature(job: dict, connection: Redis) -> None:
+def check_signature(job: dict, connection: Redis, settings: Settings | None = None) -> None:
     """Verify the message's signature, its age when received, and its nonce.
 
     Raises an InvalidSignature subclass that says what is wrong.
     """
-    settings = load_settings()
+    settings = settings or load_settings()
     if not settings.signature_secret:
         raise RuntimeError("SIGNATURE_SECRET is not set: the secure worker cannot check signatures")
     payload = job["payload"]
@@ -93,8 +93,9 @@ def check_signature(job: dict, connection: Redis) -> None:
 def process_signed_message(job: dict) -> str:
     """Record a message once if its signature is good. Returns 'written', 'duplicate' or 'rejected'."""
     connection = _connection()
+    settings = load_settings()  # once per job: it reads .env
     try:
-        check_signature(job, connection)
+        check_signature(job, connection, settings)
     except InvalidSignature as error:
         message_id = job["payload"].get("messageId")
         log.warning("rejected message %s: %s", message_id, error)
@@ -104,7 +105,7 @@ def process_signed_message(job: dict) -> str:
             intake.settle(pipe, job["deliveryId"])
             pipe.execute()
         return "rejected"
-    return _write(connection, job)
+    return _write(connection, job, settings)
 
 
 WORKER_CLASSES = {"simple": SimpleWorker, "fork": Worker, "spawn": SpawnWorker}

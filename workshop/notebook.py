@@ -23,7 +23,7 @@ from werkzeug.serving import make_server
 
 from workshop import checks
 from workshop.checks import CHECKS, NotYet
-from workshop.redis_server import ensure_redis
+from workshop.redis_server import RedisServer
 from workshop.services import Service, free_port, start_receiver, start_worker
 
 
@@ -103,7 +103,8 @@ class Lab:
         self._things: list[Any] = []
         self.redis_url = ""
         if redis:
-            self.redis_url, server = ensure_redis(prefer_env=False)
+            server = RedisServer()  # always its own: a lesson must not touch another Redis
+            self.redis_url = server.url
             self._things.append(server)
         self.folder = Path(tempfile.mkdtemp(prefix="workshop-lab-"))
         checks.context.update(redis_url=self.redis_url, start_worker=self._check_worker)

@@ -88,15 +88,15 @@ class RedisServer:
         self.stop()
 
 
-def ensure_redis(prefer_env: bool = True) -> tuple[str, RedisServer | None]:
+def ensure_redis() -> tuple[str, RedisServer | None]:
     """A Redis URL that answers: REDIS_URL if set and alive, else a private server.
 
     Returns the URL and the server started (None when an existing one is used).
     """
     url = os.environ.get("REDIS_URL")
-    if prefer_env and url and answers(url):
+    if url and answers(url):
         return url, None
-    if prefer_env and url:
+    if url:
         print(f"REDIS_URL={url} does not answer; starting a private Redis instead.", file=sys.stderr)
     server = RedisServer()
     return server.url, server
