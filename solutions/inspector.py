@@ -8,12 +8,13 @@ one again through the whole receiver, so you can watch a duplicate handled.
 from __future__ import annotations
 
 import json
+import logging
 import os
 import queue
 import re
+import secrets
 import threading
 import time
-import uuid
 from datetime import datetime, timezone
 from html import escape
 
@@ -40,6 +41,8 @@ def masked_headers(headers) -> dict[str, str]:
 def masked_body(body: bytes, mimetype: str) -> str:
     """The body as text, with secret-looking fields masked in forms and JSON objects."""
     text = body.decode("utf-8", errors="replace")
+    if not SECRET_FIELD.search(text):
+        return text
     if mimetype == "application/json":
         try:
             data = json.loads(text)
@@ -57,47 +60,61 @@ def _connection() -> Redis:
 
 
 def record_request(response: Response) -> Response:
-    """after_request hook: keep this webhook request (never failing the request itself)."""
+    """after_request hook: hand this webhook request to the writer (never failing the request).
+
+    Only the raw facts are taken here; masking and formatting happen in the writer's
+    thread, so that keeping a request adds as little as possible to the answer.
+    """
     if not request.path.startswith(current_app.config.get("INSPECT_PREFIX", "/webhooks/")):
         return response
     try:
-        body = masked_body(request.get_data(cache=True), request.mimetype)
+        body = request.get_data(cache=True)
     except Exception:  # too large, or unreadable: keep the rest
-        body = "(body not kept)"
-    entry = {
-        "id": uuid.uuid4().hex[:10],
-        "time": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-        "method": request.method,
-        "path": request.path,
-        "query": request.query_string.decode("latin-1"),
-        "headers": masked_headers(request.headers),
-        "body": body,
-        "status": response.status_code,
-        "ms": round((time.perf_counter() - g.get("started", time.perf_counter())) * 1000, 2),
-        "duplicate": response.headers.get("X-Duplicate") == "yes",
-        "replay_of": request.headers.get("X-Replay-Of"),
-    }
-    _writer(_connection()).put(json.dumps(entry))
+        body = None
+    _writer(_connection()).put((
+        time.time(), request.method, request.path, request.query_string, list(request.headers.items()), body,
+        request.mimetype, response.status_code, time.perf_counter() - g.get("started", time.perf_counter()),
+        response.headers.get("X-Duplicate") == "yes",
+    ))
     return response
 
 
-class _Writer:
-    """Writes kept requests to Redis from a background thread, in batches.
+def to_entry(facts: tuple) -> dict:
+    """The kept form of one request: secrets masked, ready for JSON."""
+    when, method, path, query, headers, body, mimetype, status, seconds, duplicate = facts
+    headers = dict(headers)
+    return {
+        "id": secrets.token_hex(5),
+        "time": datetime.fromtimestamp(when, timezone.utc).isoformat(timespec="milliseconds"),
+        "method": method,
+        "path": path,
+        "query": query.decode("latin-1"),
+        "headers": masked_headers(headers),
+        "body": "(body not kept)" if body is None else masked_body(body, mimetype),
+        "status": status,
+        "ms": round(seconds * 1000, 2),
+        "duplicate": duplicate,
+        "replay_of": headers.get("X-Replay-Of"),
+    }
 
-    Keeping a request must not slow the answer: the request thread only hands the
-    entry over; one pipeline a few times a second stores what has come.
+
+class _Writer:
+    """Keeps requests in Redis from a background thread, in batches.
+
+    Keeping a request must not slow the answer: the request thread only hands its
+    facts over; a few times a second, one pipeline stores what has come.
     """
 
     def __init__(self, connection: Redis) -> None:
         self.connection = connection
-        self.entries: queue.SimpleQueue[str] = queue.SimpleQueue()
+        self.entries: queue.SimpleQueue[tuple] = queue.SimpleQueue()
         self.idle = threading.Event()
         self.idle.set()
         threading.Thread(target=self._run, daemon=True, name="inspector-writer").start()
 
-    def put(self, entry: str) -> None:
+    def put(self, facts: tuple) -> None:
         self.idle.clear()
-        self.entries.put(entry)
+        self.entries.put(facts)
 
     def _run(self) -> None:
         while True:
@@ -106,10 +123,13 @@ class _Writer:
             while not self.entries.empty():
                 batch.append(self.entries.get_nowait())
             try:
+                kept = [json.dumps(to_entry(facts)) for facts in batch]
                 with self.connection.pipeline(transaction=False) as pipe:
-                    pipe.lpush(KEY, *batch).ltrim(KEY, 0, KEEP - 1).execute()
+                    pipe.lpush(KEY, *kept).ltrim(KEY, 0, KEEP - 1).execute()
             except RedisError:
                 pass  # a convenience only: the answer already said whether the message was stored
+            except Exception:  # never let one odd request stop the inspector
+                logging.getLogger(__name__).exception("could not keep a request")
             if self.entries.empty():
                 self.idle.set()
 

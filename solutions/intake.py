@@ -1,10 +1,10 @@
 """Store, then acknowledge: the durable record of every accepted message.
 
-The receiver calls `accept()`. It records the message in Redis (one atomic script)
-and puts a job on the RQ queue. Only when both have succeeded may the receiver
-answer 2xx. If Redis fails half-way, the message is already recorded, and
-`sweep()`, which the kit's workers run every few seconds, queues it again. A job
-removes its message from the record with `settle()` once the work is done.
+The receiver calls `accept()`. One Redis script, one round trip, all or nothing:
+it marks the delivery as seen, records the message, and puts its RQ job on the
+queue. Only then may the receiver answer 2xx. A job removes its message from the
+record with `settle()` once the work is done; `sweep()`, which the kit's workers
+run every few seconds, queues again any recorded message whose job was lost.
 
 Keys: sms:seen:<id> (a delivery already accepted, kept 48 h because Vonage
 re-sends for 24 h), sms:pending (sorted set: id -> when last queued),
@@ -24,7 +24,7 @@ from redis.commands.core import Script
 from rq import Queue, Retry
 from rq.exceptions import NoSuchJobError
 from rq.job import Job, JobStatus
-from rq.utils import utcparse
+from rq.utils import now, utcformat, utcparse
 
 QUEUE_NAME = "sms"
 SEEN_TTL = 48 * 3600
@@ -36,15 +36,21 @@ STATS = "sms:stats"
 RETRY = Retry(max=3, interval=[1, 5, 15])
 HEARTBEAT_GRACE = 30.0  # the kit's workers beat at least every 10 s, and before each job
 
-# Marks the delivery as seen and records it, unless it was seen already: one step.
+JOB_TIMEOUT = 180  # seconds a worker may spend on one job
+
+# Unless the delivery was seen already: mark it seen, record it, and queue its RQ
+# job (a hash plus its id on the queue's list, as RQ's own Lua enqueue writes it).
 _ACCEPT = """
-if redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then
-  redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
-  redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-  redis.call('HSET', KEYS[4], ARGV[1], 1)
-  return 1
+if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then
+  return 0
 end
-return 0
+redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
+redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
+redis.call('HSET', KEYS[4], ARGV[1], 1)
+redis.call('HSET', KEYS[5], unpack(ARGV, 6))
+redis.call('SADD', KEYS[7], KEYS[6])
+redis.call('RPUSH', KEYS[6], ARGV[5])
+return 1
 """
 
 
@@ -80,39 +86,60 @@ def job_id(did: str, attempt: int) -> str:
     return f"{did}_{attempt}"
 
 
-def enqueue(queue: Queue, job_data: dict, func: str = "solutions.worker.process_message", attempt: int = 1,
-            pipeline=None) -> Job:
-    """Put one job on the queue, with RQ's own retries for transient failures.
-
-    With a `pipeline`, the job is only added to it: run `pipeline.execute()` to queue it.
-    """
-    return queue.enqueue_call(
-        func,
-        args=(job_data,),
-        pipeline=pipeline,
+def _job_options(job_data: dict, attempt: int) -> dict:
+    """Everything RQ keeps about one delivery's job, apart from its data."""
+    return dict(
         job_id=job_id(job_data["deliveryId"], attempt),
-        retry=RETRY,
+        retry=RETRY,  # RQ's own retries, for transient failures
+        timeout=JOB_TIMEOUT,
         result_ttl=600,
         failure_ttl=24 * 3600,
         description=f"SMS {job_data['payload'].get('messageId', '?')}",
     )
 
 
+def enqueue(queue: Queue, job_data: dict, func: str = "solutions.worker.process_message", attempt: int = 1) -> Job:
+    """Put one job on the queue through RQ's API (the sweep queues lost messages this way)."""
+    return queue.enqueue_call(func, args=(job_data,), **_job_options(job_data, attempt))
+
+
+_templates: dict[tuple[str, str], dict] = {}
+
+
+def _job_template(queue: Queue, func: str) -> dict:
+    """RQ's own hash fields for a queued job of `func`, made by RQ once per process."""
+    if (queue.name, func) not in _templates:
+        job = queue.create_job(func, args=(None,), **_job_options({"deliveryId": "-", "payload": {}}, 1))
+        fields = {name: value for name, value in job.to_dict().items() if value != ""}  # RQ reads absent as empty
+        fields["status"] = JobStatus.QUEUED.value
+        _templates[queue.name, func] = fields
+    return _templates[queue.name, func]
+
+
+def job_fields(queue: Queue, job_data: dict, func: str) -> list:
+    """The hash of one delivery's first job: RQ's fields, with this job's data and times."""
+    options = _job_options(job_data, 1)
+    stamp = utcformat(now())
+    fields = {
+        **_job_template(queue, func), "created_at": stamp, "enqueued_at": stamp,
+        "description": options["description"],
+        "data": queue.serializer.dumps((func, None, (job_data,), {})),  # RQ reads it uncompressed too
+    }
+    return [item for pair in fields.items() for item in pair]
+
+
 def accept(queue: Queue, job_data: dict, func: str) -> bool:
-    """Record a message durably, then queue it. Return False for a duplicate delivery.
+    """Record a message durably and queue its job, in one step. False for a duplicate delivery.
 
     Raises redis.RedisError when Redis could not record it: answer 503 then.
     """
     did = job_data["deliveryId"]
     redis = queue.connection
-    keys = [f"sms:seen:{did}", PAYLOADS, PENDING, ATTEMPTS]
+    job_key = Job.key_for(job_id(did, 1))
+    keys = [f"sms:seen:{did}", PAYLOADS, PENDING, ATTEMPTS, job_key, queue.key, queue.redis_queues_keys]
     record = json.dumps({"func": func, "job": job_data})
-    new = _accept_script(redis)(keys, [did, record, time.time(), SEEN_TTL], client=redis)
-    if new:
-        with redis.pipeline(transaction=False) as pipe:  # one round trip for RQ's job and its place in the queue
-            enqueue(queue, job_data, func, pipeline=pipe)
-            pipe.execute()
-    return bool(new)
+    args = [did, record, time.time(), SEEN_TTL, job_id(did, 1), *job_fields(queue, job_data, func)]
+    return bool(_accept_script(redis)(keys, args, client=redis))
 
 
 def settle(connection: Redis, did: str) -> None:

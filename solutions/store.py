@@ -12,11 +12,12 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
 from redis import Redis
+from redis.client import Pipeline
 
 try:
     import fcntl
@@ -47,8 +48,12 @@ class MessageStore:
         self._ids = f"sms:written:{tag}"
         self._size = f"sms:written-bytes:{tag}"
 
-    def add(self, record: dict) -> bool:
-        """Append `record` unless its messageId is already written. True if appended."""
+    def add(self, record: dict, also: Callable[[Pipeline], object] | None = None) -> bool:
+        """Append `record` unless its messageId is already written. True if appended.
+
+        `also` may add commands to the transaction that indexes the new line, so that
+        they run in the same round trip, only once the line is safely in the file.
+        """
         message_id = str(record["messageId"])
         line = (json.dumps(record, ensure_ascii=False) + "\n").encode("utf-8")
         self.path.parent.mkdir(parents=True, exist_ok=True)
@@ -65,7 +70,10 @@ class MessageStore:
                 handle.flush()
                 os.fsync(handle.fileno())
             with self.redis.pipeline() as pipe:
-                pipe.sadd(self._ids, message_id).set(self._size, size + len(line)).execute()
+                pipe.sadd(self._ids, message_id).set(self._size, size + len(line))
+                if also is not None:
+                    also(pipe)
+                pipe.execute()
         return True
 
     def _catch_up(self) -> int:

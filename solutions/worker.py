@@ -55,13 +55,16 @@ def _connection() -> Redis:
 
 
 def _write(connection: Redis, job: dict, settings: Settings) -> str:
-    store = MessageStore(settings.messages_file, connection)
-    outcome = "written" if store.add(to_record(job)) else "duplicate"
-    with connection.pipeline() as pipe:
+    def done(pipe, outcome: str) -> None:  # count it, and take it off the record of pending messages
         pipe.hincrby(STATS, outcome, 1)
         intake.settle(pipe, job["deliveryId"])
+
+    if MessageStore(settings.messages_file, connection).add(to_record(job), also=lambda pipe: done(pipe, "written")):
+        return "written"
+    with connection.pipeline() as pipe:
+        done(pipe, "duplicate")
         pipe.execute()
-    return outcome
+    return "duplicate"
 
 
 def process_message(job: dict) -> str:
@@ -154,6 +157,23 @@ class Sweeping:
                 self.log.exception("sweep failed")  # type: ignore[attr-defined]
 
 
+class SteadyHeartbeat:
+    """Mixin for RQ's worker classes: at most one heartbeat a second, unless its timeout changes.
+
+    RQ beats several times around every job, two round trips each; beats a second
+    apart keep the worker just as alive (its key lives 85 s, the sweep allows 30 s).
+    """
+
+    _beat: tuple[int, float] = (0, 0.0)
+
+    def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
+        timeout = timeout or self.worker_ttl + 60  # type: ignore[attr-defined]
+        if pipeline is None and self._beat[0] == timeout and time.monotonic() - self._beat[1] < 1.0:
+            return
+        super().heartbeat(timeout, pipeline)  # type: ignore[misc]
+        self._beat = (timeout, time.monotonic())
+
+
 def make_worker(connection: Redis, kind: str = "simple", *, name: str | None = None,
                 maintenance_interval: int = 10) -> Worker:
     """An RQ worker of class `kind` on the `sms` queue that sweeps every few seconds.
@@ -162,7 +182,7 @@ def make_worker(connection: Redis, kind: str = "simple", *, name: str | None = N
     lets an idle worker wake up for maintenance every few seconds.
     """
     base = WORKER_CLASSES[kind]
-    cls = type(f"Sweeping{base.__name__}", (Sweeping, base), {})
+    cls = type(f"Sweeping{base.__name__}", (Sweeping, SteadyHeartbeat, base), {})
     return cls(
         [Queue(intake.QUEUE_NAME, connection=connection)],
         connection=connection,

@@ -7,6 +7,7 @@ import signal
 import pytest
 from redis import Redis
 
+from solutions import inspector
 from solutions.receiver import create_app
 from workshop.redis_server import RedisServer
 from workshop.services import start_receiver, start_worker
@@ -24,6 +25,7 @@ def redis_server():
 @pytest.fixture()
 def redis_url(redis_server) -> str:
     """The URL of the session's Redis, emptied before each test."""
+    inspector.flush()  # a request an earlier test's app kept must not land in this test's Redis
     Redis.from_url(redis_server.url).flushall()
     return redis_server.url
 

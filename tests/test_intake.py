@@ -4,7 +4,7 @@ from __future__ import annotations
 from datetime import datetime, timedelta, timezone
 
 import pytest
-from redis import ConnectionError as RedisConnectionError
+from redis import ResponseError as RedisResponseError
 from rq.job import Job, JobStatus
 from rq.utils import utcformat
 
@@ -108,14 +108,29 @@ def test_after_max_attempts_a_message_goes_to_the_dead_letters(queue, redis):
     assert redis.hexists(intake.DEAD, did) and redis.zcard(intake.PENDING) == 0
 
 
-def test_a_failure_after_recording_is_recovered_by_the_sweep(queue, redis, monkeypatch):
-    job = job_for(make_sms())
+def test_accept_writes_the_job_as_rqs_own_enqueue_would(queue, redis):
+    """The script writes RQ's job hash itself: RQ must read it as one of its own."""
+    scripted, by_rq = job_for(make_sms("one")), job_for(make_sms("two"))
+    intake.accept(queue, scripted, FUNC)
+    intake.enqueue(queue, by_rq, FUNC)
+    mine = redis.hgetall(Job.key_for(intake.job_id(scripted["deliveryId"], 1)))
+    theirs = {k: v for k, v in redis.hgetall(Job.key_for(intake.job_id(by_rq["deliveryId"], 1))).items() if v != b""}
+    assert mine.keys() == theirs.keys()
+    per_job = {b"created_at", b"enqueued_at", b"data", b"description"}
+    assert {k: v for k, v in mine.items() if k not in per_job} == {k: v for k, v in theirs.items() if k not in per_job}
+    job = Job.fetch(intake.job_id(scripted["deliveryId"], 1), connection=redis)
+    assert (job.func_name, job.args, job.kwargs) == (FUNC, (scripted,), {})
+    assert job.get_status() == JobStatus.QUEUED and job.origin == "sms" and job.retries_left == 3
+    assert job.description == f"SMS {scripted['payload']['messageId']}"
+    assert queue.job_ids == [job.id, intake.job_id(by_rq["deliveryId"], 1)]
 
-    def redis_dies(*args, **kwargs):
-        raise RedisConnectionError("gone")
-    monkeypatch.setattr(intake, "enqueue", redis_dies)
-    with pytest.raises(RedisConnectionError):
+
+def test_a_failure_half_way_is_recovered_by_the_sweep(queue, redis):
+    job = job_for(make_sms())
+    redis.set(queue.key, "not a list")  # the queue push fails after the record is written
+    with pytest.raises(RedisResponseError):
         intake.accept(queue, job, FUNC)  # the receiver answers 503
-    monkeypatch.undo()
+    redis.delete(queue.key)
     assert intake.accept(queue, job, FUNC) is False  # the retry is a duplicate...
     assert intake.sweep(queue, older_than=0).requeued == [job["deliveryId"]]  # ...and nothing is lost
+    assert queue.job_ids == [intake.job_id(job["deliveryId"], 2)]

@@ -21,6 +21,13 @@ def test_add_writes_a_message_once(tmp_path, redis):
     assert [m["messageId"] for m in read_messages(tmp_path / "m.jsonl")] == ["M1", "M2"]
 
 
+def test_commands_added_by_also_run_with_the_index_and_only_for_a_new_line(tmp_path, redis):
+    store = MessageStore(tmp_path / "m.jsonl", redis)
+    assert store.add(_record(1), also=lambda pipe: pipe.incr("settled")) is True
+    assert store.add(_record(1), also=lambda pipe: pipe.incr("settled")) is False
+    assert redis.get("settled") == b"1"
+
+
 def test_a_line_a_crashed_writer_left_whole_is_not_written_again(tmp_path, redis):
     path = tmp_path / "m.jsonl"
     MessageStore(path, redis).add(_record(1))

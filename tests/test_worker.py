@@ -121,3 +121,20 @@ def test_the_sweep_runs_in_the_workers_maintenance(settings_env, redis):
     redis.zadd(intake.PENDING, {job["deliveryId"]: time.time() - 60})
     worker.make_worker(redis, "simple").work(burst=True)  # maintenance first: re-queue, then drain
     assert [m["text"] for m in _file(settings_env)] == ["lost"]
+
+
+def test_heartbeats_come_at_most_once_a_second_unless_the_timeout_changes(redis):
+    w = worker.make_worker(redis, "simple", name="steady")
+    beat = lambda: redis.hget(w.key, "last_heartbeat")  # noqa: E731
+    w.heartbeat()
+    first = beat()
+    time.sleep(0.01)
+    w.heartbeat()
+    assert beat() == first  # skipped: the key was refreshed a moment ago
+    w.heartbeat(240)
+    assert beat() != first and redis.ttl(w.key) > 200  # a new timeout (a job starts) always goes out
+    time.sleep(1.05)
+    w.heartbeat(240)
+    second = beat()
+    w.heartbeat()
+    assert beat() != second and redis.ttl(w.key) <= w.worker_ttl + 60
