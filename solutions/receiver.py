@@ -85,6 +85,8 @@ def _unexpected(error: Exception):
 def create_app(config: dict | None = None) -> Flask:
     """The receiver app. `config` overrides the settings (REDIS_URL, SMS_JOB, INSPECTOR...).
 
+    INSPECTOR=0 in the environment turns the request inspector off (do so in production).
+
     SMS_JOB is the dotted name of the job function workers run (environment: SMS_JOB);
     by default the secure worker when SIGNATURE_SECRET is set, else the plain one.
     """
@@ -95,11 +97,12 @@ def create_app(config: dict | None = None) -> Flask:
         REDIS_URL=settings.redis_url,
         SMS_JOB=os.environ.get("SMS_JOB") or f"solutions.worker.{default_job}",
         MAX_CONTENT_LENGTH=64 * 1024,
+        INSPECTOR=os.environ.get("INSPECTOR", "1").lower() not in ("0", "false", "no", "off"),
     )
     app.config.update(config or {})
     app.extensions["sms_queue"] = intake.get_queue(connect(app.config["REDIS_URL"]))
     app.register_blueprint(bp)
-    if app.config.get("INSPECTOR", True):
+    if app.config["INSPECTOR"]:
         inspector.init_app(app)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)

@@ -157,11 +157,13 @@ class Sweeping:
                 self.log.exception("sweep failed")  # type: ignore[attr-defined]
 
 
-class SteadyHeartbeat:
-    """Mixin for RQ's worker classes: at most one heartbeat a second, unless its timeout changes.
+class FewerWrites:
+    """Mixin for RQ's worker classes: skips the writes around each job that change nothing.
 
-    RQ beats several times around every job, two round trips each; beats a second
-    apart keep the worker just as alive (its key lives 85 s, the sweep allows 30 s).
+    RQ beats its heartbeat several times around every job, two round trips each, and
+    marks the worker idle twice in a row. Here a heartbeat goes out at most once a
+    second unless its timeout changes (the key lives 85 s, the sweep allows 30 s), and
+    a state goes out only when it changes.
     """
 
     _beat: tuple[int, float] = (0, 0.0)
@@ -173,6 +175,11 @@ class SteadyHeartbeat:
         super().heartbeat(timeout, pipeline)  # type: ignore[misc]
         self._beat = (timeout, time.monotonic())
 
+    def set_state(self, state: str, pipeline=None) -> None:
+        if pipeline is None and state == self._state:  # type: ignore[attr-defined]
+            return
+        super().set_state(state, pipeline)  # type: ignore[misc]
+
 
 def make_worker(connection: Redis, kind: str = "simple", *, name: str | None = None,
                 maintenance_interval: int = 10) -> Worker:
@@ -182,7 +189,7 @@ def make_worker(connection: Redis, kind: str = "simple", *, name: str | None = N
     lets an idle worker wake up for maintenance every few seconds.
     """
     base = WORKER_CLASSES[kind]
-    cls = type(f"Sweeping{base.__name__}", (Sweeping, SteadyHeartbeat, base), {})
+    cls = type(f"Sweeping{base.__name__}", (Sweeping, FewerWrites, base), {})
     return cls(
         [Queue(intake.QUEUE_NAME, connection=connection)],
         connection=connection,

@@ -17,9 +17,10 @@ def test_bench_prints_every_receiver_worker_and_target(tmp_path, capsys, monkeyp
     monkeypatch.setattr(bench.shutil, "which", lambda name: None)  # the Python load generator: no wrk needed
     monkeypatch.setattr(bench, "CONCURRENCY", (4,))
     plot = tmp_path / "latency.png"
-    assert bench.run_bench(requests_per_run=60, drain_jobs=40, plot=str(plot)) == 0
+    assert bench.run_bench(requests_per_run=60, drain_jobs=40, plot=str(plot), rounds=1) == 0
     out = capsys.readouterr().out
-    for label in ("(a) bare endpoint", "(b) push to a Redis list", "(c) the kit's receiver", "(d) inline processing",
+    for label in ("(a) bare endpoint", "(b) push to a Redis list", "(c) the kit's receiver", "(c) without its inspector",
+                  "(d) inline processing",
                   "simple", "fork", "spawn", "kit / push-only", "kit / inline", "kit p99", "simple worker"):
         assert label in out
     assert plot.stat().st_size > 10_000

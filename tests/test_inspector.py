@@ -9,6 +9,7 @@ import os
 import requests
 
 from solutions import inspector
+from solutions.receiver import create_app
 from tests.conftest import SECRET
 from tests.test_pipeline import wait_until_settled
 from workshop.sender import make_sms, signed
@@ -23,6 +24,14 @@ def test_masking_hides_secrets_but_keeps_a_hint():
     assert "supersecretvalue" not in form and "text=hi&api_secret=supe…(masked)&api-key=abcd1234" == form
     body = json.loads(inspector.masked_body(b'{"password": "hunter2hunter2", "text": "x"}', "application/json"))
     assert body == {"password": "hunt…(masked)", "text": "x"}
+
+
+def test_inspector_0_in_the_environment_turns_it_off(settings_env, monkeypatch, redis):
+    monkeypatch.setenv("INSPECTOR", "0")
+    client = create_app().test_client()
+    assert client.post("/webhooks/inbound-sms", data=make_sms()).status_code == 204
+    assert client.get("/inspect").status_code == 404
+    assert inspector.recent(redis) == []
 
 
 def test_requests_are_kept_newest_first_and_capped(client, redis):

@@ -138,3 +138,14 @@ def test_heartbeats_come_at_most_once_a_second_unless_the_timeout_changes(redis)
     second = beat()
     w.heartbeat()
     assert beat() != second and redis.ttl(w.key) <= w.worker_ttl + 60
+
+
+def test_a_state_is_written_only_when_it_changes(redis):
+    w = worker.make_worker(redis, "simple", name="states")
+    w.set_state("idle")
+    redis.hset(w.key, "state", "marker")
+    w.set_state("idle")
+    assert redis.hget(w.key, "state") == b"marker"  # the same state again: no write
+    w.set_state("busy")
+    w.set_state("idle")
+    assert redis.hget(w.key, "state") == b"idle"
