@@ -1,14 +1,15 @@
 """Store, then acknowledge: the durable record of every accepted message.
 
-The receiver calls `accept()`. One Redis script, one round trip, all or nothing:
-it marks the delivery as seen, records the message, and puts its RQ job on the
+The receiver calls `accept()`: one Redis script, run atomically in one round trip,
+marks the delivery as seen, records the message, and puts its RQ job on the
 queue. Only then may the receiver answer 2xx. A job removes its message from the
 record with `settle()` once the work is done; `sweep()`, which the kit's workers
 run every few seconds, queues again any recorded message whose job was lost.
 
 Keys: sms:seen:<id> (a delivery already accepted, kept 48 h because Vonage
 re-sends for 24 h), sms:pending (sorted set: id -> when last queued),
-sms:payloads (hash: id -> job data), sms:attempts, and sms:dead (gave up).
+sms:payloads (hash: id -> job data), sms:attempts (jobs queued so far, when more
+than one), and sms:dead (gave up).
 """
 from __future__ import annotations
 
@@ -35,7 +36,6 @@ DEAD = "sms:dead"
 STATS = "sms:stats"
 RETRY = Retry(max=3, interval=[1, 5, 15])
 HEARTBEAT_GRACE = 30.0  # the kit's workers beat at least every 10 s, and before each job
-
 JOB_TIMEOUT = 180  # seconds a worker may spend on one job
 
 # Unless the delivery was seen already: mark it seen, record it, and queue its RQ
@@ -46,10 +46,9 @@ if not redis.call('SET', KEYS[1], '1', 'NX', 'EX', ARGV[4]) then
 end
 redis.call('HSET', KEYS[2], ARGV[1], ARGV[2])
 redis.call('ZADD', KEYS[3], ARGV[3], ARGV[1])
-redis.call('HSET', KEYS[4], ARGV[1], 1)
-redis.call('HSET', KEYS[5], unpack(ARGV, 6))
-redis.call('SADD', KEYS[7], KEYS[6])
-redis.call('RPUSH', KEYS[6], ARGV[5])
+redis.call('HSET', KEYS[4], unpack(ARGV, 6))
+redis.call('SADD', KEYS[6], KEYS[5])
+redis.call('RPUSH', KEYS[5], ARGV[5])
 return 1
 """
 
@@ -136,7 +135,7 @@ def accept(queue: Queue, job_data: dict, func: str) -> bool:
     did = job_data["deliveryId"]
     redis = queue.connection
     job_key = Job.key_for(job_id(did, 1))
-    keys = [f"sms:seen:{did}", PAYLOADS, PENDING, ATTEMPTS, job_key, queue.key, queue.redis_queues_keys]
+    keys = [f"sms:seen:{did}", PAYLOADS, PENDING, job_key, queue.key, queue.redis_queues_keys]
     record = json.dumps({"func": func, "job": job_data})
     args = [did, record, time.time(), SEEN_TTL, job_id(did, 1), *job_fields(queue, job_data, func)]
     return bool(_accept_script(redis)(keys, args, client=redis))

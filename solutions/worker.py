@@ -157,16 +157,18 @@ class Sweeping:
                 self.log.exception("sweep failed")  # type: ignore[attr-defined]
 
 
-class FewerWrites:
-    """Mixin for RQ's worker classes: skips the writes around each job that change nothing.
+class FewerRoundTrips:
+    """Mixin for RQ's worker classes: skips the round trips around each job that change nothing.
 
-    RQ beats its heartbeat several times around every job, two round trips each, and
-    marks the worker idle twice in a row. Here a heartbeat goes out at most once a
-    second unless its timeout changes (the key lives 85 s, the sweep allows 30 s), and
-    a state goes out only when it changes.
+    Around every job RQ beats its heartbeat several times (two round trips each),
+    marks the worker idle twice in a row and asks whether workers are suspended.
+    Here a heartbeat goes out at most once a second unless its timeout changes (the
+    key lives 85 s, the sweep allows 30 s), a state only when it changes, and the
+    suspension question (`rq suspend`) at most once a second.
     """
 
     _beat: tuple[int, float] = (0, 0.0)
+    _suspension_asked: float = 0.0
 
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
         timeout = timeout or self.worker_ttl + 60  # type: ignore[attr-defined]
@@ -180,6 +182,12 @@ class FewerWrites:
             return
         super().set_state(state, pipeline)  # type: ignore[misc]
 
+    def check_for_suspension(self, burst: bool) -> None:
+        if time.monotonic() - self._suspension_asked < 1.0:
+            return
+        super().check_for_suspension(burst)  # type: ignore[misc]
+        self._suspension_asked = time.monotonic()
+
 
 def make_worker(connection: Redis, kind: str = "simple", *, name: str | None = None,
                 maintenance_interval: int = 10) -> Worker:
@@ -189,7 +197,7 @@ def make_worker(connection: Redis, kind: str = "simple", *, name: str | None = N
     lets an idle worker wake up for maintenance every few seconds.
     """
     base = WORKER_CLASSES[kind]
-    cls = type(f"Sweeping{base.__name__}", (Sweeping, FewerWrites, base), {})
+    cls = type(f"Sweeping{base.__name__}", (Sweeping, FewerRoundTrips, base), {})
     return cls(
         [Queue(intake.QUEUE_NAME, connection=connection)],
         connection=connection,

@@ -7,7 +7,9 @@ from datetime import datetime, timedelta, timezone
 
 import pytest
 from rq import SimpleWorker, Worker
+from rq.exceptions import StopRequested
 from rq.job import JobStatus
+from rq.suspension import suspend
 
 from solutions import intake, worker
 from solutions.receiver import job_for
@@ -149,3 +151,13 @@ def test_a_state_is_written_only_when_it_changes(redis):
     w.set_state("busy")
     w.set_state("idle")
     assert redis.hget(w.key, "state") == b"idle"
+
+
+def test_suspension_is_asked_at_most_once_a_second(redis):
+    w = worker.make_worker(redis, "simple", name="suspended")
+    w.check_for_suspension(burst=True)
+    suspend(redis)
+    w.check_for_suspension(burst=True)  # asked a moment ago: not yet
+    time.sleep(1.05)
+    with pytest.raises(StopRequested):
+        w.check_for_suspension(burst=True)
