@@ -10,16 +10,18 @@ from __future__ import annotations
 import json
 import logging
 import os
-import queue
 import re
 import secrets
 import threading
 import time
+from collections import deque
 from datetime import datetime, timezone
 from html import escape
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, redirect, request, url_for
 from redis import Redis, RedisError
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.http import parse_options_header
 
 KEY = "inspect:requests"
 KEEP = 200
@@ -62,8 +64,8 @@ def _connection() -> Redis:
 def record_request(response: Response) -> Response:
     """after_request hook: hand this webhook request to the writer (never failing the request).
 
-    Only the raw facts are taken here; masking and formatting happen in the writer's
-    thread, so that keeping a request adds as little as possible to the answer.
+    Only references are taken here; reading, masking and formatting happen in the
+    writer's thread, so that keeping a request adds as little as possible to the answer.
     """
     if not request.path.startswith(current_app.config.get("INSPECT_PREFIX", "/webhooks/")):
         return response
@@ -72,25 +74,25 @@ def record_request(response: Response) -> Response:
     except Exception:  # too large, or unreadable: keep the rest
         body = None
     _writer(_connection()).put((
-        time.time(), request.method, request.path, request.query_string, list(request.headers.items()), body,
-        request.mimetype, response.status_code, time.perf_counter() - g.get("started", time.perf_counter()),
-        response.headers.get("X-Duplicate") == "yes",
+        time.time(), request.environ, request.path, body, response.status_code,
+        time.perf_counter() - g.get("started", time.perf_counter()), response.headers.get("X-Duplicate") == "yes",
     ))
     return response
 
 
 def to_entry(facts: tuple) -> dict:
     """The kept form of one request: secrets masked, ready for JSON."""
-    when, method, path, query, headers, body, mimetype, status, seconds, duplicate = facts
-    headers = dict(headers)
+    when, environ, path, body, status, seconds, duplicate = facts
+    headers = dict(EnvironHeaders(environ))
     return {
         "id": secrets.token_hex(5),
         "time": datetime.fromtimestamp(when, timezone.utc).isoformat(timespec="milliseconds"),
-        "method": method,
+        "method": environ["REQUEST_METHOD"],
         "path": path,
-        "query": query.decode("latin-1"),
+        "query": environ.get("QUERY_STRING", ""),
         "headers": masked_headers(headers),
-        "body": "(body not kept)" if body is None else masked_body(body, mimetype),
+        "body": "(body not kept)" if body is None else masked_body(
+            body, parse_options_header(environ.get("CONTENT_TYPE", ""))[0]),
         "status": status,
         "ms": round(seconds * 1000, 2),
         "duplicate": duplicate,
@@ -99,47 +101,61 @@ def to_entry(facts: tuple) -> dict:
 
 
 class _Writer:
-    """Keeps requests in Redis from a background thread, in batches.
+    """Keeps requests in Redis from a background thread, at most once every INTERVAL seconds.
 
-    Keeping a request must not slow the answer: the request thread only hands its
-    facts over; ten times a second, one pipeline stores what has come (at most the
-    last KEEP: a burst's older requests would be trimmed at once anyway).
+    Keeping a request must not slow the answer, nor a burst the receiver: the request
+    thread only appends its facts to a short deque that holds the newest KEEP (older
+    ones would be trimmed from Redis at once anyway), and the writer formats and
+    stores what is there in one round trip. A lone request is stored at once.
     """
+
+    INTERVAL = 1.0
 
     def __init__(self, connection: Redis) -> None:
         self.connection = connection
-        self.entries: queue.SimpleQueue[tuple | threading.Event] = queue.SimpleQueue()
+        self.pending: deque[tuple] = deque(maxlen=KEEP)
+        self.handed = self.stored = 0  # requests handed over, and stored (or dropped as too old)
+        self.lock = threading.Lock()
+        self.wake, self.hurry = threading.Event(), threading.Event()
+        self.done = threading.Condition()
         threading.Thread(target=self._run, daemon=True, name="inspector-writer").start()
 
     def put(self, facts: tuple) -> None:
-        self.entries.put(facts)
+        with self.lock:
+            self.pending.append(facts)
+            self.handed += 1
+        self.wake.set()
 
     def _run(self) -> None:
+        last = 0.0
         while True:
-            batch = [self.entries.get()]
-            if not isinstance(batch[0], threading.Event):  # an idle writer answers a flush at once
-                time.sleep(0.1)  # let a burst gather into one round trip
-            while not self.entries.empty():
-                batch.append(self.entries.get_nowait())
-            flushes = [item for item in batch if isinstance(item, threading.Event)]
-            facts = [item for item in batch if not isinstance(item, threading.Event)][-KEEP:]
+            self.wake.wait()
+            self.hurry.wait(last + self.INTERVAL - time.monotonic())  # a flush cuts the wait short
+            self.wake.clear()
+            self.hurry.clear()
+            with self.lock:
+                handed, batch = self.handed, list(self.pending)
+                self.pending.clear()
             try:
-                if facts:
-                    kept = [json.dumps(to_entry(f)) for f in facts]
+                if batch:
+                    kept = [json.dumps(to_entry(facts)) for facts in batch]
                     with self.connection.pipeline(transaction=False) as pipe:
                         pipe.lpush(KEY, *kept).ltrim(KEY, 0, KEEP - 1).execute()
             except RedisError:
                 pass  # a convenience only: the answer already said whether the message was stored
             except Exception:  # never let one odd request stop the inspector
                 logging.getLogger(__name__).exception("could not keep a request")
-            for done in flushes:
-                done.set()
+            last = time.monotonic()
+            with self.done:
+                self.stored = handed
+                self.done.notify_all()
 
     def flush(self, timeout: float = 2.0) -> None:
         """Wait until everything handed over before this call is stored."""
-        done = threading.Event()
-        self.entries.put(done)
-        done.wait(timeout)
+        target = self.handed
+        self.hurry.set()
+        with self.done:
+            self.done.wait_for(lambda: self.stored >= target, timeout)
 
 
 _writers: dict[tuple[int, int], _Writer] = {}

@@ -117,11 +117,10 @@ def _job_template(queue: Queue, func: str) -> dict:
 
 def job_fields(queue: Queue, job_data: dict, func: str) -> list:
     """The hash of one delivery's first job: RQ's fields, with this job's data and times."""
-    options = _job_options(job_data, 1)
     stamp = utcformat(now())
     fields = {
         **_job_template(queue, func), "created_at": stamp, "enqueued_at": stamp,
-        "description": options["description"],
+        "description": _job_options(job_data, 1)["description"],
         "data": queue.serializer.dumps((func, None, (job_data,), {})),  # RQ reads it uncompressed too
     }
     return [item for pair in fields.items() for item in pair]
@@ -132,13 +131,11 @@ def accept(queue: Queue, job_data: dict, func: str) -> bool:
 
     Raises redis.RedisError when Redis could not record it: answer 503 then.
     """
-    did = job_data["deliveryId"]
-    redis = queue.connection
-    job_key = Job.key_for(job_id(did, 1))
-    keys = [f"sms:seen:{did}", PAYLOADS, PENDING, job_key, queue.key, queue.redis_queues_keys]
+    did, first = job_data["deliveryId"], job_id(job_data["deliveryId"], 1)
+    keys = [f"sms:seen:{did}", PAYLOADS, PENDING, Job.key_for(first), queue.key, queue.redis_queues_keys]
     record = json.dumps({"func": func, "job": job_data})
-    args = [did, record, time.time(), SEEN_TTL, job_id(did, 1), *job_fields(queue, job_data, func)]
-    return bool(_accept_script(redis)(keys, args, client=redis))
+    args = [did, record, time.time(), SEEN_TTL, first, *job_fields(queue, job_data, func)]
+    return bool(_accept_script(queue.connection)(keys, args, client=queue.connection))
 
 
 def settle(connection: Redis, did: str) -> None:
