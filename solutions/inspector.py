@@ -109,7 +109,7 @@ class _Writer:
     stores what is there in one round trip. A lone request is stored at once.
     """
 
-    INTERVAL = 1.0
+    INTERVAL = 0.5
 
     def __init__(self, connection: Redis) -> None:
         self.connection = connection

@@ -2,9 +2,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
-import os
+from urllib.parse import parse_qs
 
 import requests
 
@@ -24,6 +25,18 @@ def test_masking_hides_secrets_but_keeps_a_hint():
     assert "supersecretvalue" not in form and "text=hi&api_secret=supe…(masked)&api-key=abcd1234" == form
     body = json.loads(inspector.masked_body(b'{"password": "hunter2hunter2", "text": "x"}', "application/json"))
     assert body == {"password": "hunt…(masked)", "text": "x"}
+
+
+def test_a_burst_keeps_the_newest_requests_in_a_few_round_trips(client, redis):
+    lpushes = lambda: int(redis.info("commandstats").get("cmdstat_lpush", {}).get("calls", 0))  # noqa: E731
+    inspector.flush()
+    before = lpushes()
+    for n in range(inspector.KEEP + 100):
+        client.post("/webhooks/inbound-sms", data=make_sms(f"burst {n}"))
+    kept = inspector.recent(redis)
+    texts = [parse_qs(k["body"])["text"][0] for k in kept]
+    assert texts == [f"burst {n}" for n in reversed(range(100, inspector.KEEP + 100))]
+    assert lpushes() - before <= 10  # 300 requests, stored a few times a second
 
 
 def test_inspector_0_in_the_environment_turns_it_off(settings_env, monkeypatch, redis):
