@@ -20,8 +20,6 @@ from html import escape
 
 from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, redirect, request, url_for
 from redis import Redis, RedisError
-from werkzeug.datastructures import EnvironHeaders
-from werkzeug.http import parse_options_header
 
 KEY = "inspect:requests"
 KEEP = 200
@@ -64,8 +62,9 @@ def _connection() -> Redis:
 def record_request(response: Response) -> Response:
     """after_request hook: hand this webhook request to the writer (never failing the request).
 
-    Only references are taken here; reading, masking and formatting happen in the
-    writer's thread, so that keeping a request adds as little as possible to the answer.
+    Only plain values are taken here (strings and numbers, which the garbage collector
+    need not follow); masking and formatting happen in the writer's thread, so that
+    keeping a request adds as little as possible to the answer.
     """
     if not request.path.startswith(current_app.config.get("INSPECT_PREFIX", "/webhooks/")):
         return response
@@ -74,7 +73,8 @@ def record_request(response: Response) -> Response:
     except Exception:  # too large, or unreadable: keep the rest
         body = None
     _writer(_connection()).put((
-        time.time(), request.environ, request.path, body, response.status_code,
+        time.time(), request.method, request.path, request.environ.get("QUERY_STRING", ""),
+        tuple(request.headers.items()), body, request.mimetype, response.status_code,
         time.perf_counter() - g.get("started", time.perf_counter()), response.headers.get("X-Duplicate") == "yes",
     ))
     return response
@@ -82,17 +82,16 @@ def record_request(response: Response) -> Response:
 
 def to_entry(facts: tuple) -> dict:
     """The kept form of one request: secrets masked, ready for JSON."""
-    when, environ, path, body, status, seconds, duplicate = facts
-    headers = dict(EnvironHeaders(environ))
+    when, method, path, query, headers, body, mimetype, status, seconds, duplicate = facts
+    headers = dict(headers)
     return {
         "id": secrets.token_hex(5),
         "time": datetime.fromtimestamp(when, timezone.utc).isoformat(timespec="milliseconds"),
-        "method": environ["REQUEST_METHOD"],
+        "method": method,
         "path": path,
-        "query": environ.get("QUERY_STRING", ""),
+        "query": query,
         "headers": masked_headers(headers),
-        "body": "(body not kept)" if body is None else masked_body(
-            body, parse_options_header(environ.get("CONTENT_TYPE", ""))[0]),
+        "body": "(body not kept)" if body is None else masked_body(body, mimetype),
         "status": status,
         "ms": round(seconds * 1000, 2),
         "duplicate": duplicate,
