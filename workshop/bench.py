@@ -193,6 +193,7 @@ def run_bench(requests_per_run: int = 3000, drain_jobs: int = 1000, plot: str | 
           + f"; each figure is the median of {rounds} rounds (their range in brackets):", flush=True)
     with RedisServer() as server:
         runs = measure_receivers(server.url, folder, requests_per_run, use_wrk, rounds)
+    with RedisServer() as server:  # a fresh one, not one still busy with the receivers' bursts
         print("\nWorker drain rates (one process, the kit's secure job):", flush=True)
         rates = {}
         for kind, jobs in [("simple", drain_jobs), ("fork", max(50, drain_jobs // 4)), ("spawn", max(20, drain_jobs // 20))]:
