@@ -85,6 +85,10 @@ def job_id(did: str, attempt: int) -> str:
     return f"{did}_{attempt}"
 
 
+def _description(job_data: dict) -> str:
+    return f"SMS {job_data['payload'].get('messageId', '?')}"
+
+
 def _job_options(job_data: dict, attempt: int) -> dict:
     """Everything RQ keeps about one delivery's job, apart from its data."""
     return dict(
@@ -93,7 +97,7 @@ def _job_options(job_data: dict, attempt: int) -> dict:
         timeout=JOB_TIMEOUT,
         result_ttl=600,
         failure_ttl=24 * 3600,
-        description=f"SMS {job_data['payload'].get('messageId', '?')}",
+        description=_description(job_data),
     )
 
 
@@ -120,7 +124,7 @@ def job_fields(queue: Queue, job_data: dict, func: str) -> list:
     stamp = utcformat(now())
     fields = {
         **_job_template(queue, func), "created_at": stamp, "enqueued_at": stamp,
-        "description": _job_options(job_data, 1)["description"],
+        "description": _description(job_data),
         "data": queue.serializer.dumps((func, None, (job_data,), {})),  # RQ reads it uncompressed too
     }
     return [item for pair in fields.items() for item in pair]

@@ -7,7 +7,6 @@ from urllib.parse import quote
 
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
-from rq import Queue
 
 from solutions import intake
 from workshop import chaos, sender
@@ -52,7 +51,7 @@ def test_every_hostile_kind_gets_a_4xx_with_a_reason(client, redis):
         response = client.open(path, method=method, headers=headers, data=body)
         assert 400 <= response.status_code < 500, (method, headers, body[:80], response.status_code)
         assert response.get_json()["error"]
-    assert Queue("sms", connection=redis).count == 0 and redis.zcard(intake.PENDING) == 0
+    assert intake.get_queue(redis).count == 0 and redis.zcard(intake.PENDING) == 0
 
 
 json_values = st.recursive(st.none() | st.booleans() | st.integers() | st.floats(allow_nan=True) | st.text(),

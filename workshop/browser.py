@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -11,6 +10,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import requests
+
+from workshop.services import free_port
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
@@ -55,9 +56,7 @@ def browser_page(width: int = 1280, height: int = 800):
 @contextmanager
 def jupyterlab(token: str = "workshop-test"):
     """JupyterLab on the notebooks, as `make lab` starts it (plus a known port and token)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
+    port = free_port()
     argv = [sys.executable, "-m", "jupyter", "lab", "--no-browser", f"--port={port}", "--ServerApp.ip=127.0.0.1",
             f"--IdentityProvider.token={token}", str(NOTEBOOKS)]
     if hasattr(os, "geteuid") and os.geteuid() == 0:

@@ -10,15 +10,15 @@ import secrets
 import sys
 import threading
 import time
-from urllib.parse import urlsplit
 from dataclasses import dataclass
+from urllib.parse import urlsplit
 
 from redis import Redis
 
 from solutions import intake
+from solutions.intake import STATS
 from solutions.settings import load_settings
 from solutions.store import read_messages
-from solutions.intake import STATS
 from solutions.worker import REJECTED, WORKER_CLASSES, choose_worker_class
 from workshop import sender
 from workshop.services import RUN_DIR

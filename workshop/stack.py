@@ -6,7 +6,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from redis import Redis
+from redis import Redis, RedisError
 
 from solutions import intake
 from solutions.receiver import INBOUND_PATH
@@ -67,7 +67,7 @@ class Stack:
             try:
                 if self.pending() == 0 and intake.get_queue(self.redis).count == 0:
                     return True
-            except Exception:  # Redis restarting
+            except RedisError:  # Redis restarting
                 pass
             time.sleep(0.2)
         return False
