@@ -15,14 +15,18 @@ import secrets
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from datetime import datetime, timezone
 from html import escape
 
-from flask import Blueprint, Flask, Response, abort, current_app, g, jsonify, redirect, request, url_for
+from flask import Blueprint, Flask, Response, abort, current_app, jsonify, redirect, request, url_for
 from redis import Redis, RedisError
+from werkzeug.datastructures import EnvironHeaders
+from werkzeug.http import parse_options_header
 
 KEY = "inspect:requests"
 KEEP = 200
+STARTED = "inspector.started"  # environ key: perf_counter() when the request arrived
 SECRET_HEADER = re.compile(r"authorization|cookie|token|secret|password|api-?key", re.IGNORECASE)
 SECRET_FIELD = re.compile(r"secret|password|token", re.IGNORECASE)  # Vonage's api-key is public
 
@@ -62,28 +66,31 @@ def _connection() -> Redis:
 def record_request(response: Response) -> Response:
     """after_request hook: hand this webhook request to the writer (never failing the request).
 
-    Only plain values are taken here (strings and numbers, which the garbage collector
-    need not follow); masking and formatting happen in the writer's thread, so that
-    keeping a request adds as little as possible to the answer.
+    Only plain values are taken here (strings, bytes and numbers, straight from the
+    WSGI environ); headers, masking and formatting are made in the writer's thread,
+    so that keeping a request adds as little as possible to the answer.
     """
-    if not request.path.startswith(current_app.config.get("INSPECT_PREFIX", "/webhooks/")):
+    environ = request.environ
+    if not environ.get("PATH_INFO", "").startswith(current_app.config.get("INSPECT_PREFIX", "/webhooks/")):
         return response
     try:
         body = request.get_data(cache=True)
     except Exception:  # too large, or unreadable: keep the rest
         body = None
     _writer(_connection()).put((
-        time.time(), request.method, request.path, request.environ.get("QUERY_STRING", ""),
-        tuple(request.headers.items()), body, request.mimetype, response.status_code,
-        time.perf_counter() - g.get("started", time.perf_counter()), response.headers.get("X-Duplicate") == "yes",
+        time.time(), environ["REQUEST_METHOD"], request.path, environ.get("QUERY_STRING", ""),
+        [(k, v) for k, v in environ.items() if k.startswith(("HTTP_", "CONTENT_"))], body,
+        response.status_code, time.perf_counter() - environ.get(STARTED, time.perf_counter()),
+        response.headers.get("X-Duplicate") == "yes",
     ))
     return response
 
 
 def to_entry(facts: tuple) -> dict:
     """The kept form of one request: secrets masked, ready for JSON."""
-    when, method, path, query, headers, body, mimetype, status, seconds, duplicate = facts
-    headers = dict(headers)
+    when, method, path, query, environ_headers, body, status, seconds, duplicate = facts
+    headers = dict(EnvironHeaders(dict(environ_headers)))
+    mimetype = parse_options_header(headers.get("Content-Type"))[0]
     return {
         "id": secrets.token_hex(5),
         "time": datetime.fromtimestamp(when, timezone.utc).isoformat(timespec="milliseconds"),
@@ -121,9 +128,11 @@ class _Writer:
 
     def put(self, facts: tuple) -> None:
         with self.lock:
+            first = not self.pending  # else the writer was woken already and has not yet taken the batch
             self.pending.append(facts)
             self.handed += 1
-        self.wake.set()
+        if first:
+            self.wake.set()
 
     def _run(self) -> None:
         last = 0.0
@@ -157,14 +166,16 @@ class _Writer:
             self.done.wait_for(lambda: self.stored >= target, timeout)
 
 
-_writers: dict[tuple[int, int], _Writer] = {}
+_writers: dict[int, _Writer] = {}
+if hasattr(os, "register_at_fork"):  # not on Windows, which does not fork
+    os.register_at_fork(after_in_child=_writers.clear)  # a forked server process needs its own thread
 
 
 def _writer(connection: Redis) -> _Writer:
-    key = (os.getpid(), id(connection))  # a forked server process needs its own thread
-    if key not in _writers:
-        _writers[key] = _Writer(connection)
-    return _writers[key]
+    writer = _writers.get(id(connection))
+    if writer is None:
+        writer = _writers[id(connection)] = _Writer(connection)
+    return writer
 
 
 def flush() -> None:
@@ -244,8 +255,16 @@ def replay_view(request_id: str):
     return redirect(url_for("inspector.detail", request_id=request_id, replayed=outcome))
 
 
+def _timed(wsgi_app: Callable) -> Callable:
+    """WSGI middleware: note when each request arrived, for the time it took."""
+    def app(environ: dict, start_response: Callable):
+        environ[STARTED] = time.perf_counter()
+        return wsgi_app(environ, start_response)
+    return app
+
+
 def init_app(app: Flask) -> None:
     """Keep webhook requests and serve /inspect."""
-    app.before_request(lambda: g.setdefault("started", time.perf_counter()) and None)
+    app.wsgi_app = _timed(app.wsgi_app)
     app.after_request(record_request)
     app.register_blueprint(bp)

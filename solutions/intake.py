@@ -106,28 +106,27 @@ def enqueue(queue: Queue, job_data: dict, func: str = "solutions.worker.process_
     return queue.enqueue_call(func, args=(job_data,), **_job_options(job_data, attempt))
 
 
-_templates: dict[tuple[str, str], dict] = {}
+_templates: dict[tuple[str, str], list] = {}
 
 
-def _job_template(queue: Queue, func: str) -> dict:
-    """RQ's own hash fields for a queued job of `func`, made by RQ once per process."""
+def _job_template(queue: Queue, func: str) -> list:
+    """RQ's own hash fields for a queued job of `func`, but for each job's own, made by RQ once per process."""
     if (queue.name, func) not in _templates:
         job = queue.create_job(func, args=(None,), **_job_options({"deliveryId": "-", "payload": {}}, 1))
-        fields = {name: value for name, value in job.to_dict().items() if value != ""}  # RQ reads absent as empty
+        own = ("created_at", "enqueued_at", "description", "data")  # each job's, added by job_fields
+        fields = {name: value for name, value in job.to_dict().items()
+                  if value != "" and name not in own}  # RQ reads an absent field as empty
         fields["status"] = JobStatus.QUEUED.value
-        _templates[queue.name, func] = fields
+        _templates[queue.name, func] = [item for pair in fields.items() for item in pair]
     return _templates[queue.name, func]
 
 
 def job_fields(queue: Queue, job_data: dict, func: str) -> list:
-    """The hash of one delivery's first job: RQ's fields, with this job's data and times."""
+    """The hash of one delivery's first job, flat: RQ's fields, with this job's data and times."""
     stamp = utcformat(now())
-    fields = {
-        **_job_template(queue, func), "created_at": stamp, "enqueued_at": stamp,
-        "description": _description(job_data),
-        "data": queue.serializer.dumps((func, None, (job_data,), {})),  # RQ reads it uncompressed too
-    }
-    return [item for pair in fields.items() for item in pair]
+    return [*_job_template(queue, func), "created_at", stamp, "enqueued_at", stamp,
+            "description", _description(job_data),
+            "data", queue.serializer.dumps((func, None, (job_data,), {}))]  # RQ reads it uncompressed too
 
 
 def accept(queue: Queue, job_data: dict, func: str) -> bool:
