@@ -12,6 +12,13 @@ def test_percentile_is_nearest_rank():
     assert (percentile(values, 50), percentile(values, 99), percentile(values, 100)) == (50, 99, 100)
 
 
+def test_ratios_pair_the_receivers_round_by_round():
+    run = lambda rps: bench.Run("x", 16, rps, 1.0, 2.0)  # noqa: E731
+    measured = {("kit", 16): [run(700), run(1400), run(900)], ("push", 16): [run(1000), run(2000), run(1000)]}
+    assert bench.paired_ratios(measured, "kit", "push", 16) == [0.7, 0.7, 0.9]
+    assert bench.median_run(measured["push", 16]).rps == 1000
+
+
 @pytest.mark.slow
 def test_bench_prints_every_receiver_worker_and_target(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bench.shutil, "which", lambda name: None)  # the Python load generator: no wrk needed

@@ -158,7 +158,7 @@ def cmd_chaos(args: argparse.Namespace) -> int:
 def cmd_bench(args: argparse.Namespace) -> int:
     from workshop.bench import run_bench
 
-    return run_bench(requests_per_run=args.requests, drain_jobs=args.jobs, plot=args.plot)
+    return run_bench(requests_per_run=args.requests, drain_jobs=args.jobs, plot=args.plot, rounds=args.rounds)
 
 
 def cmd_screenshots(args: argparse.Namespace) -> int:
@@ -237,6 +237,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("bench", help="measure acknowledgement speed and worker drain rates; save a plot")
     p.add_argument("--requests", type=int, default=3000, help="requests per measurement (default 3000)")
     p.add_argument("--jobs", type=int, default=1000, help="jobs per drain measurement (default 1000)")
+    p.add_argument("--rounds", type=int, default=5, help="rounds of every receiver in turn (default 5)")
     p.add_argument("--plot", default="bench-latency.png", help="where to save the latency plot")
     p.set_defaults(func=cmd_bench)
 

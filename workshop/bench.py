@@ -5,8 +5,9 @@ signed, form-encoded inbound SMS at concurrency 16 and 64: (a) a bare endpoint
 answering 204, the upper bound; (b) one that only pushes the raw body onto a Redis
 list, the limit for store-then-acknowledge; (c) the kit's receiver, with and without
 its inspector; (d) one that processes inline, the anti-pattern. All run at once and
-are measured in turns, several rounds, and each figure is the median round, so that
-a noisy machine moves them all alike. Then the drain rate of each worker class. wrk
+are measured in turns over several rounds: each figure is the median round, and each
+ratio the median of the rounds' ratios, so that two receivers are compared as measured
+seconds apart on a machine whose speed drifts. Then the drain rate of each worker class. wrk
 drives the load when it is installed (apt/brew install wrk); otherwise a Python
 load generator does, which is slower and says so.
 """
@@ -122,9 +123,12 @@ def load_python(url: str, bodies: Path, concurrency: int, count: int) -> tuple[f
     return len(results) / elapsed, [r[0] for r in results], sum(not r[1] for r in results)
 
 
+Rounds = dict[tuple[str, int], list[Run]]  # (label, concurrency) -> one run per round, in order
+
+
 def measure_receivers(redis_url: str, folder: Path, requests_per_run: int, use_wrk: bool,
-                      rounds: int = 3) -> list[Run]:
-    """Every receiver at every concurrency, `rounds` times in turn; the median round of each."""
+                      rounds: int = 3) -> Rounds:
+    """Every receiver at every concurrency, `rounds` times in turn; prints the median round of each."""
     bodies = make_bodies(requests_per_run * 2, folder / "bodies.txt")
     env = {"SIGNATURE_SECRET": SECRET, "SIGNATURE_METHOD": "sha256", "MESSAGES_FILE": str(folder / "inline.jsonl")}
     connection = Redis.from_url(redis_url)
@@ -135,7 +139,7 @@ def measure_receivers(redis_url: str, folder: Path, requests_per_run: int, use_w
             services.append(service)
             urls[label] = base + "/webhooks/inbound-sms"
             load_python(urls[label], bodies, 8, 200)  # warm up: every process and connection ready
-        measured: dict[tuple[str, int], list[Run]] = {}
+        measured: Rounds = {}
         for turn in range(rounds):
             print(f"  round {turn + 1} of {rounds}...", flush=True)
             for label, app, _ in RECEIVERS:
@@ -152,14 +156,23 @@ def measure_receivers(redis_url: str, folder: Path, requests_per_run: int, use_w
     finally:
         for service in services:
             service.stop()
-    runs = []
     for (label, concurrency), tries in measured.items():
-        run = sorted(tries, key=lambda r: r.rps)[len(tries) // 2]
-        runs.append(run)
+        run = median_run(tries)
         spread = f"{min(r.rps for r in tries):.0f}-{max(r.rps for r in tries):.0f}"
         print(f"  {label:<28} c{concurrency:<3} {run.rps:>8.0f} req/s ({spread:>11})  p50 {run.p50_ms:>6.1f} ms  "
               f"p99 {run.p99_ms:>6.1f} ms{f'  {run.errors} errors' if run.errors else ''}", flush=True)
-    return runs
+    return measured
+
+
+def median_run(tries: list[Run]) -> Run:
+    """The round with the median throughput."""
+    return sorted(tries, key=lambda r: r.rps)[len(tries) // 2]
+
+
+def paired_ratios(measured: Rounds, top: str, bottom: str, concurrency: int) -> list[float]:
+    """`top`'s throughput over `bottom`'s, round by round: each pair measured seconds apart, so
+    that a machine whose speed drifts from minute to minute moves both alike."""
+    return sorted(a.rps / b.rps for a, b in zip(measured[top, concurrency], measured[bottom, concurrency]))
 
 
 def drain_rate(redis_url: str, kind: str, jobs: int, folder: Path) -> float:
@@ -185,7 +198,7 @@ def _epoch(iso: str) -> float:
 
 
 def run_bench(requests_per_run: int = 3000, drain_jobs: int = 1000, plot: str | None = "bench-latency.png",
-              rounds: int = 3) -> int:
+              rounds: int = 5) -> int:
     """Measure, print the figures and the targets, save the plot; return 0."""
     use_wrk = shutil.which("wrk") is not None
     folder = Path(tempfile.mkdtemp(prefix="workshop-bench-"))
@@ -201,16 +214,23 @@ def run_bench(requests_per_run: int = 3000, drain_jobs: int = 1000, plot: str | 
             rates[kind] = drain_rate(server.url, kind, jobs, folder)
             print(f"  {kind:<7} {rates[kind]:>7.0f} jobs/s", flush=True)
     low = min(CONCURRENCY)
-    by = {(r.label, r.concurrency): r for r in runs}
-    kit, bare_kit = by[(RECEIVERS[2][0], low)], by[(RECEIVERS[3][0], low)]
-    push, inline = by[(RECEIVERS[1][0], low)], by[(RECEIVERS[4][0], low)]
-    print(f"\nTargets at c{low} (the kit's receiver as it runs in the workshop; without its inspector in brackets):")
-    print(f"  kit / push-only   {kit.rps / push.rps:>6.0%}  ({bare_kit.rps / push.rps:.0%})  (target at least 70%)")
-    print(f"  kit / inline      {kit.rps / inline.rps:>6.1f}x ({bare_kit.rps / inline.rps:.1f}x) (target at least 10x)")
-    print(f"  kit p99           {kit.p99_ms:>6.1f} ms ({bare_kit.p99_ms:.1f} ms) (target at most 25 ms)")
-    print(f"  simple worker     {rates['simple']:>6.0f} jobs/s (target at least 200)")
+    push, kit, bare_kit, inline = (label for label, _, _ in RECEIVERS[1:])
+
+    def ratio(top: str, bottom: str, form: str) -> str:
+        ratios = paired_ratios(runs, top, bottom, low)
+        spread = f" ({form.format(ratios[0])}-{form.format(ratios[-1])})" if len(ratios) > 1 else ""
+        return form.format(ratios[len(ratios) // 2]) + spread
+
+    print(f"\nTargets at c{low}, each the median over the rounds of the two receivers measured side by side "
+          f"(range in brackets); the kit's receiver as it runs in the workshop, then without its inspector:")
+    print(f"  kit / push-only   {ratio(kit, push, '{:.0%}')}; {ratio(bare_kit, push, '{:.0%}')}  (target at least 70%)")
+    print(f"  kit / inline      {ratio(kit, inline, '{:.1f}x')}; {ratio(bare_kit, inline, '{:.1f}x')}"
+          f"  (target at least 10x)")
+    print(f"  kit p99           {median_run(runs[kit, low]).p99_ms:.1f} ms; {median_run(runs[bare_kit, low]).p99_ms:.1f} ms"
+          f"  (target at most 25 ms)")
+    print(f"  simple worker     {rates['simple']:.0f} jobs/s  (target at least 200)")
     if plot:
-        figure = latency_figure({r.label: r.latencies for r in runs if r.concurrency == low},
+        figure = latency_figure({label: median_run(tries).latencies for (label, c), tries in runs.items() if c == low},
                                 f"Time to acknowledge at concurrency {low} (python -m workshop bench)")
         figure.savefig(plot, dpi=110)
         print(f"\nSaved the latency plot to {plot}")
