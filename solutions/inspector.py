@@ -216,6 +216,13 @@ white-space:pre-wrap;word-break:break-all}}.s2{{color:#17803d}}.s4{{color:#b4530
 button{{font-size:1rem}}</style></head><body>{body}</body></html>"""
 
 
+@bp.before_request
+def only_from_this_machine():
+    """The inspector shows what senders sent: serve it on this machine only, never through a tunnel."""
+    if request.remote_addr not in ("127.0.0.1", "::1") or "X-Forwarded-For" in request.headers:
+        abort(403, "the inspector answers only on this machine: open /inspect on 127.0.0.1, not the public URL")
+
+
 @bp.get("/inspect")
 def index():
     rows = "".join(

@@ -87,6 +87,17 @@ def test_the_page_lists_and_shows_a_request_and_replays_it_as_a_duplicate(client
     assert client.get("/inspect/nope").status_code == 404
 
 
+def test_the_inspector_answers_only_on_this_machine(client):
+    client.post("/webhooks/inbound-sms", data=make_sms())
+    assert client.get("/inspect").status_code == 200
+    tunneled = client.get("/inspect", headers={"X-Forwarded-For": "203.0.113.9"})  # as ngrok forwards it
+    remote = client.post("/inspect/x/replay", environ_base={"REMOTE_ADDR": "203.0.113.9"})
+    for answer in (tunneled, remote):
+        assert answer.status_code == 403 and "only on this machine" in answer.get_json()["error"]
+    assert client.post("/webhooks/inbound-sms", data=make_sms(),
+                       headers={"X-Forwarded-For": "203.0.113.9"}).status_code == 204  # webhooks still arrive
+
+
 def test_inspect_and_replay_commands_on_a_live_receiver(live, redis):
     env = {**os.environ, **live["env"]}
     sms = signed(make_sms("replay me"), SECRET, "sha256")

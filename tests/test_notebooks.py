@@ -1,13 +1,13 @@
 """Every notebook: committed clean, runs solved with no error, runs as shipped with only friendly checks."""
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import nbformat
 import pytest
-from nbclient import NotebookClient
+
+from workshop import notebook
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
 EXERCISE_NOTEBOOKS = {"01", "02", "03", "04", "05", "08"}
@@ -29,12 +29,7 @@ def execute(path: Path, autosolve: bool, twice: bool = False) -> nbformat.Notebo
     nb = nbformat.read(path, as_version=4)
     if twice:  # Run All, then Run All again in the same kernel
         nb.cells = nb.cells + [nbformat.from_dict(dict(c)) for c in nb.cells]
-    os.environ["WORKSHOP_AUTOSOLVE"] = "1" if autosolve else "0"
-    try:
-        NotebookClient(nb, timeout=120, kernel_name="python3", allow_errors=not autosolve,
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
-    finally:
-        os.environ.pop("WORKSHOP_AUTOSOLVE", None)
+    notebook.execute(nb, path.parent, solved=autosolve)
     return nb
 
 

@@ -3,15 +3,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import subprocess
 import sys
-import time
 from contextlib import contextmanager
 from pathlib import Path
 
-import requests
-
-from workshop.services import free_port
+from workshop.services import Service, free_port, http_ready
 
 ARGS = ["--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run", "--disable-background-networking",
         "--disable-component-update", "--disable-sync"]
@@ -61,20 +57,7 @@ def jupyterlab(token: str = "workshop-test"):
             f"--IdentityProvider.token={token}", str(NOTEBOOKS)]
     if hasattr(os, "geteuid") and os.geteuid() == 0:
         argv.append("--allow-root")
-    proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while time.monotonic() < deadline:
-            try:
-                if requests.get(f"{base}/api/status?token={token}", timeout=1).ok:
-                    break
-            except requests.RequestException:
-                time.sleep(0.3)
+    with Service("jupyterlab", argv) as lab:
+        lab.wait_until(http_ready(f"{base}/api/status?token={token}"), timeout=60)
         yield base, token
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(15)
-        except subprocess.TimeoutExpired:
-            proc.kill()

@@ -32,6 +32,21 @@ def autosolve() -> bool:
     return os.environ.get("WORKSHOP_AUTOSOLVE", "") not in ("", "0", "false", "no")
 
 
+def execute(notebook, folder: Path, *, solved: bool, timeout: int = 120) -> None:
+    """Run every cell of `notebook` in a fresh kernel in `folder`, its exercises solved by the reference or not.
+
+    Unsolved, a cell's error becomes its output (as a learner would see it) instead of stopping the run.
+    """
+    from nbclient import NotebookClient
+
+    os.environ["WORKSHOP_AUTOSOLVE"] = "1" if solved else "0"
+    try:
+        NotebookClient(notebook, timeout=timeout, kernel_name="python3", allow_errors=not solved,
+                       resources={"metadata": {"path": str(folder)}}).execute()
+    finally:
+        os.environ.pop("WORKSHOP_AUTOSOLVE", None)
+
+
 def _show_not_yet(shell, etype, value, tb, tb_offset=None):
     print(f"Not yet: {value}", file=sys.stderr)
     print("Fix your code above and run the cell again, or run the catch-up line below.", file=sys.stderr)

@@ -13,10 +13,10 @@ import sys
 from pathlib import Path
 
 import nbformat
-from nbclient import NotebookClient
 
 from workshop import sender
 from workshop.browser import NOTEBOOKS, browser_page, why_no_browser
+from workshop.notebook import execute
 from workshop.stack import Stack
 
 OUT = Path(__file__).resolve().parent / "guide" / "img"
@@ -56,12 +56,7 @@ def demo_summary(out: Path) -> Path:
 def queue_latency(out: Path) -> Path:
     """Notebook 04's plot, from running the notebook (solved) in a real kernel."""
     notebook = nbformat.read(NOTEBOOKS / "04-the-queue.ipynb", as_version=4)
-    os.environ["WORKSHOP_AUTOSOLVE"] = "1"
-    try:
-        NotebookClient(notebook, timeout=180, kernel_name="python3",
-                       resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
-    finally:
-        os.environ.pop("WORKSHOP_AUTOSOLVE", None)
+    execute(notebook, NOTEBOOKS, solved=True, timeout=180)
     cell = next(c for c in notebook.cells if c.cell_type == "code" and "latency_figure(results)" in c.source)
     image = next(o["data"]["image/png"] for o in cell.outputs if "image/png" in o.get("data", {}))
     path = out / "queue-latency.png"
