@@ -115,7 +115,7 @@ class _Writer:
     stores what is there in one round trip. A lone request is stored at once.
     """
 
-    INTERVAL = 0.5
+    INTERVAL = 1.0
 
     def __init__(self, connection: Redis) -> None:
         self.connection = connection
