@@ -145,8 +145,12 @@ class _Writer:
                 handed, batch = self.handed, list(self.pending)
                 self.pending.clear()
             try:
-                if batch:
-                    kept = [json.dumps(to_entry(facts)) for facts in batch]
+                kept = []
+                for n, facts in enumerate(batch, 1):
+                    kept.append(json.dumps(to_entry(facts)))
+                    if n % 10 == 0:
+                        time.sleep(0)  # let waiting request threads run: they should not wait for a whole batch
+                if kept:
                     with self.connection.pipeline(transaction=False) as pipe:
                         pipe.lpush(KEY, *kept).ltrim(KEY, 0, KEEP - 1).execute()
             except RedisError:
