@@ -70,9 +70,9 @@ def record_request(response: Response) -> Response:
     WSGI environ); headers, masking and formatting are made in the writer's thread,
     so that keeping a request adds as little as possible to the answer.
     """
-    environ = request.environ
-    if not environ.get("PATH_INFO", "").startswith(current_app.config.get("INSPECT_PREFIX", "/webhooks/")):
+    if not request.path.startswith(current_app.config.get("INSPECT_PREFIX", "/webhooks/")):
         return response
+    environ = request.environ
     try:
         body = request.get_data(cache=True)
     except Exception:  # too large, or unreadable: keep the rest

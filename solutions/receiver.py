@@ -19,7 +19,7 @@ from werkzeug.exceptions import HTTPException
 
 from solutions import inspector, intake
 from solutions.payloads import BadPayload, from_request
-from solutions.settings import load_settings
+from solutions.settings import env_flag, load_settings
 
 bp = Blueprint("receiver", __name__)
 INBOUND_PATH = "/webhooks/inbound-sms"
@@ -97,7 +97,7 @@ def create_app(config: dict | None = None) -> Flask:
         REDIS_URL=settings.redis_url,
         SMS_JOB=os.environ.get("SMS_JOB") or f"solutions.worker.{default_job}",
         MAX_CONTENT_LENGTH=64 * 1024,
-        INSPECTOR=os.environ.get("INSPECTOR", "1").lower() not in ("0", "false", "no", "off"),
+        INSPECTOR=env_flag("INSPECTOR", True),
     )
     app.config.update(config or {})
     app.extensions["sms_queue"] = intake.get_queue(connect(app.config["REDIS_URL"]))

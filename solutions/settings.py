@@ -32,6 +32,12 @@ class Settings:
         )
 
 
+def env_flag(name: str, default: bool) -> bool:
+    """An on/off setting from the environment: 0, false, no and off turn it off; unset keeps `default`."""
+    value = os.environ.get(name, "").strip().lower()
+    return default if not value else value not in ("0", "false", "no", "off")
+
+
 def load_settings() -> Settings:
     """Read the settings from the environment, after loading `.env` if there is one."""
     load_dotenv(find_dotenv(usecwd=True), override=False)

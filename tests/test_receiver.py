@@ -9,6 +9,7 @@ from rq import Queue
 
 from solutions import intake
 from solutions.receiver import create_app
+from solutions.settings import env_flag
 from workshop.sender import make_sms
 
 URL = "/webhooks/inbound-sms"
@@ -123,3 +124,15 @@ def test_the_receiver_never_answers_500(client, redis, monkeypatch):
     response = client.post(URL, data=make_sms())
     assert response.status_code == 503
     assert json.loads(response.data)["error"] == "the receiver failed; try again"
+
+
+@pytest.mark.parametrize("value, default, expected", [
+    (None, True, True), ("", False, False), ("1", False, True), ("yes", False, True),
+    ("0", True, False), ("off", True, False), (" False ", True, False), ("no", True, False),
+])
+def test_on_off_settings_read_alike(monkeypatch, value, default, expected):
+    if value is None:
+        monkeypatch.delenv("SOME_SWITCH", raising=False)
+    else:
+        monkeypatch.setenv("SOME_SWITCH", value)
+    assert env_flag("SOME_SWITCH", default) is expected

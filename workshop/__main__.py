@@ -8,6 +8,8 @@ import sys
 
 from dotenv import find_dotenv, load_dotenv
 
+from workshop.server import PROCESSES, SERVERS, THREADS
+
 
 def cmd_redis(args: argparse.Namespace) -> int:
     from workshop.redis_server import RedisServer
@@ -201,9 +203,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("receiver", help="serve the receiver with a production WSGI server")
     p.add_argument("--port", type=int, default=5000)
     p.add_argument("--host", default="127.0.0.1")
-    p.add_argument("--threads", type=int, default=8, help="threads per process (default 8)")
-    p.add_argument("--processes", type=int, default=2, help="gunicorn worker processes (default 2)")
-    p.add_argument("--server", choices=["gunicorn", "waitress"], default=None,
+    p.add_argument("--threads", type=int, default=THREADS, help=f"threads per process (default {THREADS})")
+    p.add_argument("--processes", type=int, default=PROCESSES, help=f"gunicorn worker processes (default {PROCESSES})")
+    p.add_argument("--server", choices=SERVERS, default=None,
                    help="default: gunicorn on Linux and macOS, waitress on Windows")
     p.add_argument("--app", choices=["kit", "push", "bare", "inline"], default="kit",
                    help="which receiver: the kit's (default), or one it is measured against")

@@ -34,7 +34,7 @@ from solutions.store import read_messages
 from workshop import sender
 from workshop.plots import latency_figure, percentile
 from workshop.redis_server import RedisServer
-from workshop.server import default_server
+from workshop.server import PROCESSES, THREADS, default_server
 from workshop.services import Service, start_receiver
 
 SECRET = "bench-secret"
@@ -202,7 +202,7 @@ def run_bench(requests_per_run: int = 3000, drain_jobs: int = 1000, plot: str | 
     """Measure, print the figures and the targets, save the plot; return 0."""
     use_wrk = shutil.which("wrk") is not None
     folder = Path(tempfile.mkdtemp(prefix="workshop-bench-"))
-    print(f"Receivers on {default_server()} (2 processes x 8 threads), signed form-encoded inbound SMS, load from "
+    print(f"Receivers on {default_server()} ({PROCESSES} processes x {THREADS} threads), signed form-encoded inbound SMS, load from "
           + ("wrk (4 s per run)" if use_wrk else "Python threads (install wrk for truer figures)")
           + f"; each figure is the median of {rounds} rounds (their range in brackets):", flush=True)
     with RedisServer() as server:

@@ -21,6 +21,7 @@ from typing import Any
 
 from werkzeug.serving import make_server
 
+from solutions.settings import env_flag
 from workshop import checks
 from workshop.checks import CHECKS, NotYet
 from workshop.redis_server import RedisServer
@@ -29,7 +30,7 @@ from workshop.services import Service, free_port, start_receiver, start_worker
 
 def autosolve() -> bool:
     """True when WORKSHOP_AUTOSOLVE=1: every exercise uses its reference solution."""
-    return os.environ.get("WORKSHOP_AUTOSOLVE", "") not in ("", "0", "false", "no")
+    return env_flag("WORKSHOP_AUTOSOLVE", False)
 
 
 def execute(notebook, folder: Path, *, solved: bool, timeout: int = 120) -> None:

@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import sys
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
-from flask import Flask
+if TYPE_CHECKING:  # importing this module (for the CLI's choices) must not load Flask
+    from flask import Flask
 
 SERVERS = ("gunicorn", "waitress")
+PROCESSES, THREADS = 2, 8  # two processes keep both cores busy; threads wait on Redis and the network
 
 
 def default_server() -> str:
@@ -26,7 +29,7 @@ def default_server() -> str:
 
 
 def serve(factory: Callable[[], Flask], host: str, port: int, *, server: str | None = None,
-          processes: int = 2, threads: int = 8) -> None:
+          processes: int = PROCESSES, threads: int = THREADS) -> None:
     """Run the app made by `factory` until Ctrl+C or SIGTERM."""
     server = server or default_server()
     if server == "waitress":
