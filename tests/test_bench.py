@@ -19,6 +19,17 @@ def test_ratios_pair_the_receivers_round_by_round():
     assert bench.median_run(measured["push", 16]).rps == 1000
 
 
+def test_each_round_measures_every_receiver_once_and_alternates_their_order():
+    first, second = bench.run_order(0), bench.run_order(1)
+    everything = {(c, r[0]) for c in bench.CONCURRENCY for r in bench.RECEIVERS}
+    assert {(c, r[0]) for c, r in first} == {(c, r[0]) for c, r in second} == everything
+    assert len(first) == len(everything)
+    n = len(bench.RECEIVERS)
+    assert {c for c, _ in first[:n]} == {bench.CONCURRENCY[0]}  # one concurrency's receivers back to back
+    assert [r[0] for _, r in first[:n]] == [r[0] for r in bench.RECEIVERS]
+    assert [r[0] for _, r in second[:n]] == [r[0] for r in reversed(bench.RECEIVERS)]
+
+
 @pytest.mark.slow
 def test_bench_prints_every_receiver_worker_and_target(tmp_path, capsys, monkeypatch):
     monkeypatch.setattr(bench.shutil, "which", lambda name: None)  # the Python load generator: no wrk needed

@@ -142,17 +142,16 @@ def measure_receivers(redis_url: str, folder: Path, requests_per_run: int, use_w
         measured: Rounds = {}
         for turn in range(rounds):
             print(f"  round {turn + 1} of {rounds}...", flush=True)
-            for label, app, _ in RECEIVERS:
-                for concurrency in CONCURRENCY:
-                    connection.flushall()
-                    if use_wrk:
-                        rps, latencies, errors = load_wrk(urls[label], bodies, concurrency, 4, folder)
-                    else:
-                        count = requests_per_run if app != "inline" else max(100, requests_per_run // 10)
-                        rps, latencies, errors = load_python(urls[label], bodies, concurrency, count)
-                    measured.setdefault((label, concurrency), []).append(Run(
-                        label, concurrency, rps, percentile(latencies, 50) * 1000,
-                        percentile(latencies, 99) * 1000, errors, latencies))
+            for concurrency, (label, app, _) in run_order(turn):
+                connection.flushall()
+                if use_wrk:
+                    rps, latencies, errors = load_wrk(urls[label], bodies, concurrency, 4, folder)
+                else:
+                    count = requests_per_run if app != "inline" else max(100, requests_per_run // 10)
+                    rps, latencies, errors = load_python(urls[label], bodies, concurrency, count)
+                measured.setdefault((label, concurrency), []).append(Run(
+                    label, concurrency, rps, percentile(latencies, 50) * 1000,
+                    percentile(latencies, 99) * 1000, errors, latencies))
     finally:
         for service in services:
             service.stop()
@@ -162,6 +161,14 @@ def measure_receivers(redis_url: str, folder: Path, requests_per_run: int, use_w
         print(f"  {label:<28} c{concurrency:<3} {run.rps:>8.0f} req/s ({spread:>11})  p50 {run.p50_ms:>6.1f} ms  "
               f"p99 {run.p99_ms:>6.1f} ms{f'  {run.errors} errors' if run.errors else ''}", flush=True)
     return measured
+
+
+def run_order(turn: int) -> list[tuple[int, tuple[str, str, dict]]]:
+    """Round `turn`'s measurements: each concurrency's receivers back to back, so that the
+    receivers compared are measured seconds apart, in reverse order every other round, so that
+    a steady drift favours none of them."""
+    receivers = RECEIVERS if turn % 2 == 0 else RECEIVERS[::-1]
+    return [(concurrency, receiver) for concurrency in CONCURRENCY for receiver in receivers]
 
 
 def median_run(tries: list[Run]) -> Run:
