@@ -56,6 +56,18 @@ def test_help_lists_every_command():
         assert command in out
 
 
+def test_the_choices_offered_are_the_receivers_and_worker_classes_there_are():
+    """The CLI writes these names out so as not to load Flask and RQ to parse its arguments."""
+    from solutions.worker import WORKER_CLASSES
+    from workshop.__main__ import build_parser
+    from workshop.apps import APPS
+
+    commands = next(a for a in build_parser()._actions if a.dest == "command").choices
+    offered = lambda command, dest: next(a for a in commands[command]._actions if a.dest == dest).choices  # noqa: E731
+    assert list(offered("receiver", "app")) == list(APPS)
+    assert list(offered("worker", "worker_class")) == list(WORKER_CLASSES)
+
+
 def test_rqs_own_worker_command_processes_the_kits_jobs(live, redis, tmp_path):
     """`rq worker sms` works too: the jobs are plain importable functions."""
     from workshop.sender import make_sms, send_many, signed
