@@ -41,4 +41,7 @@ def test_bench_prints_every_receiver_worker_and_target(tmp_path, capsys, monkeyp
                   "(d) inline processing",
                   "simple", "fork", "spawn", "kit / push-only", "kit / inline", "kit p99", "simple worker"):
         assert label in out
+    targets = [line for line in out.splitlines() if "(target" in line]
+    assert len(targets) == 4 and all(line.count(" met") + line.count(" missed") == (1 if "worker" in line else 2)
+                                     for line in targets)  # each figure says how it stands
     assert plot.stat().st_size > 10_000
