@@ -14,6 +14,7 @@ load generator does, which is slower and says so.
 from __future__ import annotations
 
 import shutil
+import statistics
 import subprocess
 import sys
 import tempfile
@@ -180,7 +181,7 @@ def median_run(tries: list[Run]) -> Run:
 def paired_ratios(measured: Rounds, top: str, bottom: str, concurrency: int) -> list[float]:
     """`top`'s throughput over `bottom`'s, round by round: each pair measured seconds apart, so
     that a machine whose speed drifts from minute to minute moves both alike."""
-    return sorted(a.rps / b.rps for a, b in zip(measured[top, concurrency], measured[bottom, concurrency]))
+    return sorted(a.rps / b.rps for a, b in zip(measured[top, concurrency], measured[bottom, concurrency], strict=True))
 
 
 def verdict(met: bool) -> str:
@@ -215,9 +216,10 @@ def run_bench(requests_per_run: int = 3000, drain_jobs: int = 1000, plot: str | 
     """Measure, print the figures and the targets, save the plot; return 0."""
     use_wrk = shutil.which("wrk") is not None
     folder = Path(tempfile.mkdtemp(prefix="workshop-bench-"))
-    print(f"Receivers on {default_server()} ({PROCESSES} processes x {THREADS} threads), signed form-encoded inbound SMS, load from "
-          + ("wrk (4 s per run)" if use_wrk else "Python threads (install wrk for truer figures)")
-          + f"; each figure is the median of {rounds} rounds (their range in brackets):", flush=True)
+    load = "wrk (4 s per run)" if use_wrk else "Python threads (install wrk for truer figures)"
+    print(f"Receivers on {default_server()} ({PROCESSES} processes x {THREADS} threads), signed form-encoded "
+          f"inbound SMS, load from {load}; each figure is the median of {rounds} rounds (their range in brackets):",
+          flush=True)
     with RedisServer() as server:
         runs = measure_receivers(server.url, folder, requests_per_run, use_wrk, rounds)
     with RedisServer() as server:  # a fresh one, not one still busy with the receivers' bursts
@@ -231,7 +233,7 @@ def run_bench(requests_per_run: int = 3000, drain_jobs: int = 1000, plot: str | 
 
     def ratio(top: str, bottom: str, form: str, target: float) -> str:
         ratios = paired_ratios(runs, top, bottom, low)
-        median = ratios[len(ratios) // 2]
+        median = statistics.median_high(ratios)  # a measured round's ratio, as median_run picks a round
         spread = f" ({form.format(ratios[0])}-{form.format(ratios[-1])})" if len(ratios) > 1 else ""
         return form.format(median) + spread + verdict(median >= target)
 

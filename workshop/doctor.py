@@ -5,7 +5,6 @@ on a blocker; a warning (no ngrok token, offline) still lets you take part.
 """
 from __future__ import annotations
 
-import os
 import platform
 import socket
 import sys
@@ -112,7 +111,7 @@ def check_port(port: int = RECEIVER_PORT) -> Result:
     if port_is_free(port):
         return Result("receiver port", OK, f"{port} is free")
     return Result("receiver port", WARN, f"port {port} is in use",
-                  f"stop what listens there, or use another port (`python -m workshop receiver --port 5050`). "
+                  "stop what listens there, or use another port (`python -m workshop receiver --port 5050`). "
                   "On macOS, AirPlay Receiver takes port 5000: turn it off in System Settings > General > "
                   "AirDrop & Handoff")
 

@@ -38,7 +38,7 @@ def execute(notebook, folder: Path, *, solved: bool, timeout: int = 120) -> None
 
     Unsolved, a cell's error becomes its output (as a learner would see it) instead of stopping the run.
     """
-    from nbclient import NotebookClient
+    from nbclient import NotebookClient  # here: notebooks import this module, and need no nbclient
 
     os.environ["WORKSHOP_AUTOSOLVE"] = "1" if solved else "0"
     try:

@@ -122,7 +122,10 @@ def http_ready(url: str) -> Callable[[], bool]:
 
 def start_receiver(redis_url: str, port: int | None = None, env: dict[str, str] | None = None,
                    app: str = "kit") -> tuple[Service, str]:
-    """Serve a receiver (see workshop.apps) on 127.0.0.1 with the default production server; return it and its base URL."""
+    """Serve a receiver (see workshop.apps) on 127.0.0.1 with the default production server.
+
+    Returns the service and its base URL.
+    """
     port = port or free_port()
     if not port_is_free(port):
         raise ServiceError(f"port {port} is in use: stop what runs there, or pass another --port")
