@@ -162,9 +162,10 @@ class FewerRoundTrips:
 
     Around every job RQ beats its heartbeat several times (two round trips each),
     marks the worker idle twice in a row and asks whether workers are suspended.
-    Here a heartbeat goes out at most once a second unless its timeout changes (the
-    key lives 85 s, the sweep allows 30 s), a state only when it changes, and the
-    suspension question (`rq suspend`) at most once a second.
+    Here a heartbeat goes out at most once a second unless it must keep the worker's
+    key longer than the last one did (a job starts; idle, the key lives 85 s and the
+    sweep allows 30 s), a state only when it changes, and the suspension question
+    (`rq suspend`) at most once a second.
     """
 
     _beat: tuple[int, float] = (0, 0.0)
@@ -172,7 +173,7 @@ class FewerRoundTrips:
 
     def heartbeat(self, timeout: int | None = None, pipeline=None) -> None:
         timeout = timeout or self.worker_ttl + 60  # type: ignore[attr-defined]
-        if pipeline is None and self._beat[0] == timeout and time.monotonic() - self._beat[1] < 1.0:
+        if pipeline is None and self._beat[0] >= timeout and time.monotonic() - self._beat[1] < 1.0:
             return
         super().heartbeat(timeout, pipeline)  # type: ignore[misc]
         self._beat = (timeout, time.monotonic())
