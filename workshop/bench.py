@@ -128,8 +128,7 @@ def load_python(url: str, bodies: Path, concurrency: int, count: int) -> tuple[f
 Rounds = dict[tuple[str, int], list[Run]]  # (label, concurrency) -> one run per round, in order
 
 
-def measure_receivers(redis_url: str, folder: Path, requests_per_run: int, use_wrk: bool,
-                      rounds: int = 5) -> Rounds:
+def measure_receivers(redis_url: str, folder: Path, requests_per_run: int, use_wrk: bool, rounds: int) -> Rounds:
     """Every receiver at every concurrency, `rounds` times in turn; prints the median round of each."""
     bodies = make_bodies(requests_per_run * 2, folder / "bodies.txt")
     env = {"SIGNATURE_SECRET": SECRET, "SIGNATURE_METHOD": "sha256", "MESSAGES_FILE": str(folder / "inline.jsonl")}
