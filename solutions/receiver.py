@@ -9,7 +9,6 @@ Redis cannot store it, the answer is 503 so that the sender tries again.
 from __future__ import annotations
 
 import os
-from datetime import datetime, timezone
 
 from flask import Blueprint, Flask, current_app, jsonify, request
 from redis import Redis, RedisError
@@ -17,9 +16,9 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
 
-from solutions import inspector, intake
+from solutions import intake
 from solutions.payloads import BadPayload, from_request
-from solutions.settings import env_flag, load_settings
+from solutions.settings import load_settings
 
 bp = Blueprint("receiver", __name__)
 INBOUND_PATH = "/webhooks/inbound-sms"
@@ -32,17 +31,6 @@ def connect(url: str, timeout: float = 0.8) -> Redis:
     )
 
 
-def job_for(payload: dict[str, str]) -> dict:
-    """The job data for one message: event, text, receivedAt, payload and deliveryId."""
-    return {
-        "event": "inbound-sms",
-        "text": payload.get("text", ""),
-        "receivedAt": datetime.now(timezone.utc).isoformat(timespec="milliseconds"),
-        "payload": payload,
-        "deliveryId": intake.delivery_id(payload),
-    }
-
-
 @bp.route(INBOUND_PATH, methods=["GET", "POST"])
 def inbound_sms():
     """Accept one inbound SMS: check it, store it, then answer 204."""
@@ -50,13 +38,13 @@ def inbound_sms():
         payload = from_request(request)
     except BadPayload as error:
         return jsonify(error=str(error)), error.status
-    job = job_for(payload)
+    delivery = intake.new_delivery(payload)
     try:
-        new = intake.accept(current_app.extensions["sms_queue"], job, current_app.config["SMS_JOB"])
+        new = intake.accept(current_app.extensions["sms_queue"], delivery, current_app.config["SMS_JOB"])
     except RedisError:
         current_app.logger.warning("could not store message %s: Redis did not answer", payload["messageId"])
         return jsonify(error="could not store the message; try again"), 503, {"Retry-After": "5"}
-    return "", 204, {"X-Delivery-Id": job["deliveryId"], "X-Duplicate": "no" if new else "yes"}
+    return "", 204, {"X-Delivery-Id": delivery["deliveryId"], "X-Duplicate": "no" if new else "yes"}
 
 
 @bp.get("/healthz")
@@ -83,9 +71,7 @@ def _unexpected(error: Exception):
 
 
 def create_app(config: dict | None = None) -> Flask:
-    """The receiver app. `config` overrides the settings (REDIS_URL, SMS_JOB, INSPECTOR...).
-
-    INSPECTOR=0 in the environment turns the request inspector off (do so in production).
+    """The receiver app. `config` overrides the settings (REDIS_URL, SMS_JOB...).
 
     SMS_JOB is the dotted name of the job function workers run (environment: SMS_JOB);
     by default the secure worker when SIGNATURE_SECRET is set, else the plain one.
@@ -95,15 +81,12 @@ def create_app(config: dict | None = None) -> Flask:
     default_job = "process_signed_message" if settings.signature_secret else "process_message"
     app.config.from_mapping(
         REDIS_URL=settings.redis_url,
-        SMS_JOB=os.environ.get("SMS_JOB") or f"solutions.worker.{default_job}",
+        SMS_JOB=os.environ.get("SMS_JOB") or f"solutions.jobs.{default_job}",
         MAX_CONTENT_LENGTH=64 * 1024,
-        INSPECTOR=env_flag("INSPECTOR", True),
     )
     app.config.update(config or {})
     app.extensions["sms_queue"] = intake.get_queue(connect(app.config["REDIS_URL"]))
     app.register_blueprint(bp)
-    if app.config["INSPECTOR"]:
-        inspector.init_app(app)
     app.register_error_handler(HTTPException, _http_error)
     app.register_error_handler(Exception, _unexpected)
     return app

@@ -11,8 +11,14 @@ from pathlib import Path
 
 from dotenv import find_dotenv, load_dotenv
 
+from solutions.signatures import METHODS
+
 DEFAULT_REDIS_URL = "redis://127.0.0.1:6379/0"
 DEFAULT_METHOD = "md5hash"
+
+
+class SettingsError(ValueError):
+    """A setting has a value the kit cannot use. The message says which, and what to do."""
 
 
 @dataclass(frozen=True)
@@ -39,11 +45,21 @@ def env_flag(name: str, default: bool) -> bool:
 
 
 def load_settings() -> Settings:
-    """Read the settings from the environment, after loading `.env` if there is one."""
+    """Read the settings from the environment, after loading `.env` if there is one.
+
+    Raises SettingsError for a value the kit cannot use, so a typo stops a command
+    at its start rather than failing every job.
+    """
     load_dotenv(find_dotenv(usecwd=True), override=False)
-    return Settings(
+    settings = Settings(
         redis_url=os.environ.get("REDIS_URL") or DEFAULT_REDIS_URL,
         signature_secret=os.environ.get("SIGNATURE_SECRET", ""),
-        signature_method=(os.environ.get("SIGNATURE_METHOD") or DEFAULT_METHOD).lower(),
+        signature_method=(os.environ.get("SIGNATURE_METHOD") or DEFAULT_METHOD).strip().lower(),
         messages_file=Path(os.environ.get("MESSAGES_FILE") or "messages.jsonl").resolve(),
     )
+    if settings.signature_method not in METHODS:
+        raise SettingsError(f"SIGNATURE_METHOD={settings.signature_method!r} is not one of {', '.join(METHODS)}: "
+                            "set it to the method in your Vonage dashboard's settings, in .env or the environment")
+    if not settings.redis_url.startswith(("redis://", "rediss://", "unix://")):
+        raise SettingsError("REDIS_URL must start with redis://, rediss:// or unix://")
+    return settings

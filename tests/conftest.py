@@ -7,7 +7,7 @@ import signal
 import pytest
 from redis import Redis
 
-from solutions import inspector
+from workshop import inspector
 from solutions.receiver import create_app
 from workshop.redis_server import RedisServer
 from workshop.services import start_receiver, start_worker

@@ -9,11 +9,24 @@ from urllib.parse import parse_qs
 
 import requests
 
-from solutions import inspector
+import pytest
+
 from solutions.receiver import create_app
 from tests.conftest import SECRET
+from workshop import inspector
+from workshop.apps import create_kit_app
 from tests.test_pipeline import wait_until_settled
 from workshop.sender import make_sms, signed
+
+
+@pytest.fixture()
+def client(settings_env):
+    """The kit's served app: the reference receiver with the inspector around it."""
+    return create_kit_app().test_client()
+
+
+def test_the_reference_receiver_has_no_inspector_of_its_own(settings_env, redis):
+    assert create_app().test_client().get("/inspect").status_code == 404
 
 
 def test_masking_hides_secrets_but_keeps_a_hint():
@@ -41,7 +54,7 @@ def test_a_burst_keeps_the_newest_requests_in_a_few_round_trips(client, redis):
 
 def test_inspector_0_in_the_environment_turns_it_off(settings_env, monkeypatch, redis):
     monkeypatch.setenv("INSPECTOR", "0")
-    client = create_app().test_client()
+    client = create_kit_app().test_client()
     assert client.post("/webhooks/inbound-sms", data=make_sms()).status_code == 204
     assert client.get("/inspect").status_code == 404
     assert inspector.recent(redis) == []

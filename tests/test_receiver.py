@@ -2,6 +2,8 @@
 from __future__ import annotations
 
 import json
+import socket
+import threading
 import time
 
 import pytest
@@ -106,15 +108,42 @@ def test_redis_down_means_503_quickly_never_204(settings_env):
     assert app.test_client().get("/healthz").status_code == 503
 
 
+def test_a_redis_that_accepts_but_never_answers_means_503_within_its_bound(settings_env):
+    """Not only a refused connection: a Redis that hangs must not hold the sender, nor get a 204."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(16)  # connections complete in the backlog; nothing ever reads or answers
+        app = create_app({"REDIS_URL": f"redis://127.0.0.1:{silent.getsockname()[1]}/0"})
+        answer: dict = {}
+        started = time.monotonic()
+        thread = threading.Thread(target=lambda: answer.update(r=app.test_client().post(URL, data=make_sms())),
+                                  daemon=True)
+        thread.start()
+        thread.join(5)
+        took = time.monotonic() - started
+    assert "r" in answer, "the receiver waited on a silent Redis for more than 5 s"
+    assert answer["r"].status_code == 503 and took < 2.5
+
+
 def test_healthz_reports_redis_and_queue_length(client, redis):
     client.post(URL, data=make_sms())
     assert client.get("/healthz").get_json() == {"redis": "ok", "queued": 1}
 
 
-def test_unsigned_settings_choose_the_plain_job(monkeypatch, settings_env, redis):
-    monkeypatch.setenv("SIGNATURE_SECRET", "")
-    assert create_app().config["SMS_JOB"] == "solutions.worker.process_message"
-    assert create_app().config["SMS_JOB"] != create_app({"SMS_JOB": "x.y"}).config["SMS_JOB"]
+@pytest.mark.parametrize("secret,override,job", [
+    ("", None, "solutions.jobs.process_message"),
+    ("a-secret", None, "solutions.jobs.process_signed_message"),
+    ("a-secret", "tests.slow_jobs.work_for_a_while", "tests.slow_jobs.work_for_a_while"),
+    ("", "solutions.jobs.process_signed_message", "solutions.jobs.process_signed_message"),
+])
+def test_the_job_is_chosen_by_the_secret_unless_sms_job_says(monkeypatch, settings_env, secret, override, job):
+    monkeypatch.setenv("SIGNATURE_SECRET", secret)
+    if override:
+        monkeypatch.setenv("SMS_JOB", override)
+    else:
+        monkeypatch.delenv("SMS_JOB", raising=False)
+    assert create_app().config["SMS_JOB"] == job
+    assert create_app({"SMS_JOB": "x.y"}).config["SMS_JOB"] == "x.y"
 
 
 def test_the_receiver_never_answers_500(client, redis, monkeypatch):

@@ -23,6 +23,8 @@ def assert_nothing_lost(outcome: chaos.Outcome) -> None:
 def test_workers_killed_mid_burst_lose_nothing_and_recover_within_90_s():
     outcome = chaos.worker_kills(count=400, kills=4)
     assert_nothing_lost(outcome)
+    assert outcome.killed_mid_job >= 1, f"no kill landed in the middle of a job: {outcome}"
+    assert outcome.recovered >= outcome.killed_mid_job, outcome
     assert outcome.recovery_seconds is not None and outcome.recovery_seconds <= 90, outcome
 
 
@@ -41,7 +43,7 @@ def test_each_message_delivered_three_times_concurrently_is_written_once():
 
 def test_hostile_requests_to_the_real_server_get_4xx_and_a_good_message_still_goes_through():
     outcome = chaos.hostile(count=200)
-    assert outcome.server_errors == 0 and outcome.answered_503 == 0, outcome
+    assert outcome.not_4xx == 0 and outcome.server_errors == 0 and outcome.answered_503 == 0, outcome
     assert outcome.acknowledged == 1 and outcome.processed == 1 and outcome.lost == 0, outcome
 
 

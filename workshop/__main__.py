@@ -6,9 +6,9 @@ import os
 import signal
 import sys
 
-from dotenv import find_dotenv, load_dotenv
-
 from workshop.server import PROCESSES, SERVERS, THREADS
+
+SCENARIOS = ("kills", "redis", "duplicates", "hostile")  # workshop.chaos.SCENARIOS, named here to keep --help light
 
 
 def cmd_redis(args: argparse.Namespace) -> int:
@@ -23,9 +23,14 @@ def cmd_redis(args: argparse.Namespace) -> int:
 
 def cmd_receiver(args: argparse.Namespace) -> int:
     from solutions.receiver import INBOUND_PATH
+    from solutions.settings import load_settings
     from workshop.apps import APPS
+    from workshop.redis_server import answers, unreachable
     from workshop.server import default_server, serve
 
+    redis_url = load_settings().redis_url
+    if not answers(redis_url):
+        print(f"{unreachable(redis_url)} Until then every message is answered 503.", file=sys.stderr, flush=True)
     server = args.server or default_server()
     print(f"receiver: http://{args.host}:{args.port}{INBOUND_PATH} on {server} (Ctrl+C stops it)",
           file=sys.stderr, flush=True)
@@ -34,10 +39,18 @@ def cmd_receiver(args: argparse.Namespace) -> int:
 
 
 def cmd_worker(args: argparse.Namespace) -> int:
+    from redis import RedisError
+
     from solutions.settings import load_settings
     from solutions.worker import run_worker
+    from workshop.redis_server import unreachable
 
-    run_worker(load_settings().redis_url, args.worker_class, name=args.name, burst=args.burst)
+    redis_url = load_settings().redis_url
+    try:
+        run_worker(redis_url, args.worker_class, name=args.name, burst=args.burst)
+    except RedisError:
+        print(unreachable(redis_url), file=sys.stderr)
+        return 1
     return 0
 
 
@@ -101,15 +114,28 @@ def cmd_tunnel(args: argparse.Namespace) -> int:
     return 0
 
 
+def _kept_requests():
+    """A Redis connection for the inspector's commands, or None after saying why there is none."""
+    from redis import Redis
+
+    from solutions.settings import load_settings
+    from workshop.redis_server import answers, unreachable
+
+    redis_url = load_settings().redis_url
+    if not answers(redis_url):
+        print(unreachable(redis_url), file=sys.stderr)
+        return None
+    return Redis.from_url(redis_url)
+
+
 def cmd_inspect(args: argparse.Namespace) -> int:
     import json
 
-    from redis import Redis
+    from workshop import inspector
 
-    from solutions import inspector
-    from solutions.settings import load_settings
-
-    connection = Redis.from_url(load_settings().redis_url)
+    connection = _kept_requests()
+    if connection is None:
+        return 1
     if args.id:
         entry = inspector.find(connection, args.id)
         if entry is None:
@@ -128,12 +154,13 @@ def cmd_inspect(args: argparse.Namespace) -> int:
 
 def cmd_replay(args: argparse.Namespace) -> int:
     import requests
-    from redis import Redis
 
-    from solutions import inspector
-    from solutions.settings import load_settings
+    from workshop import inspector
 
-    entry = inspector.find(Redis.from_url(load_settings().redis_url), args.id)
+    connection = _kept_requests()
+    if connection is None:
+        return 1
+    entry = inspector.find(connection, args.id)
     if entry is None:
         print(f"No kept request with id {args.id}: list them with `python -m workshop inspect`.", file=sys.stderr)
         return 1
@@ -154,6 +181,10 @@ def cmd_replay(args: argparse.Namespace) -> int:
 def cmd_chaos(args: argparse.Namespace) -> int:
     from workshop.chaos import run_chaos
 
+    unknown = [name for name in args.scenario if name not in SCENARIOS]
+    if unknown:
+        print(f"Unknown scenario {', '.join(unknown)}: choose from {', '.join(SCENARIOS)}.", file=sys.stderr)
+        return 2
     return run_chaos(args.scenario or None)
 
 
@@ -207,7 +238,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=int, default=PROCESSES, help=f"gunicorn worker processes (default {PROCESSES})")
     p.add_argument("--server", choices=SERVERS, default=None,
                    help="default: gunicorn on Linux and macOS, waitress on Windows")
-    p.add_argument("--app", choices=["kit", "push", "bare", "inline"], default="kit",
+    p.add_argument("--app", choices=["kit", "naive", "push", "bare", "inline"], default="kit",
                    help="which receiver: the kit's (default), or one it is measured against")
     p.set_defaults(func=cmd_receiver)
 
@@ -232,8 +263,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("chaos", help="kill workers and Redis, send duplicates and junk: show nothing is lost")
-    p.add_argument("scenario", nargs="*", choices=["kills", "redis", "duplicates", "hostile"],
-                   help="which scenarios (default: all)")
+    p.add_argument("scenario", nargs="*", metavar="SCENARIO",
+                   help=f"which scenarios, of {', '.join(SCENARIOS)} (default: all)")
     p.set_defaults(func=cmd_chaos)
 
     p = sub.add_parser("bench", help="measure acknowledgement speed and worker drain rates; save a plot")
@@ -268,11 +299,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Run one command; Ctrl+C stops it cleanly."""
+    from dotenv import find_dotenv, load_dotenv
+
+    from solutions.settings import SettingsError
+
     load_dotenv(find_dotenv(usecwd=True), override=False)
     args = build_parser().parse_args(argv)
     signal.signal(signal.SIGTERM, _interrupt)
     try:
         return args.func(args)
+    except SettingsError as error:
+        print(f"Settings: {error}.", file=sys.stderr)
+        return 2
     except KeyboardInterrupt:
         return 130
 

@@ -30,7 +30,6 @@ import requests
 from redis import Redis
 
 from solutions import intake
-from solutions.receiver import job_for
 from solutions.store import read_messages
 from workshop import sender
 from workshop.plots import latency_figure, percentile
@@ -195,8 +194,8 @@ def drain_rate(redis_url: str, kind: str, jobs: int, folder: Path) -> float:
     messages_file = folder / f"drain-{kind}.jsonl"
     queue = intake.get_queue(connection)
     for _ in range(jobs):
-        intake.accept(queue, job_for(sender.signed(sender.make_sms(), SECRET, "sha256")),
-                      "solutions.worker.process_signed_message")
+        intake.accept(queue, intake.new_delivery(sender.signed(sender.make_sms(), SECRET, "sha256")),
+                      "solutions.jobs.process_signed_message")
     env = {"REDIS_URL": redis_url, "SIGNATURE_SECRET": SECRET, "SIGNATURE_METHOD": "sha256",
            "MESSAGES_FILE": str(messages_file)}
     worker = Service("bench-worker", [sys.executable, "-m", "workshop", "worker", "--burst", "--class", kind], env)

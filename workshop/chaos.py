@@ -16,6 +16,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from urllib.parse import urlsplit
 
+from rq.exceptions import NoSuchJobError
+from rq.job import Job, JobStatus
+
+from solutions import intake
 from solutions.intake import STATS
 from solutions.store import read_messages
 from workshop import sender
@@ -39,6 +43,8 @@ class Outcome:
     lost: int
     server_errors: int = 0
     recovery_seconds: float | None = None  # from the last fault until every acknowledged message was processed
+    killed_mid_job: int = 0  # workers killed in the middle of a job they had not settled
+    not_4xx: int = 0  # malformed requests that got anything but a 4xx (or no answer at all)
 
     ROW = "{:<22} {:>5} {:>6} {:>5} {:>9} {:>10} {:>9} {:>5} {:>12}"
 
@@ -75,43 +81,83 @@ def _signed_batch(count: int, secret: str) -> list[dict]:
     return [sender.signed(sender.make_sms(), secret, METHOD) for _ in range(count)]
 
 
-def _send_in_background(url: str, messages: list[dict], **options) -> tuple[threading.Thread, list]:
-    results: list[sender.Delivery] = []
-    thread = threading.Thread(target=lambda: results.extend(
-        sender.send_many(url, messages, concurrency=16, style="mixed", progress=False, **options)), daemon=True)
-    thread.start()
-    return thread, results
+class Burst:
+    """A burst sent from a background thread, with live counts to time faults by."""
+
+    def __init__(self, url: str, messages: list[dict], **options) -> None:
+        self.results: list[sender.Delivery] = []
+        self.ended = 0
+        self.acknowledged = 0
+        self._thread = threading.Thread(target=self._send, args=(url, messages), kwargs=options, daemon=True)
+        self._thread.start()
+
+    def _send(self, url: str, messages: list[dict], **options) -> None:
+        self.results = sender.send_many(url, messages, concurrency=16, style="mixed", progress=False,
+                                        on_delivery=self._count, **options)
+
+    def _count(self, delivery: sender.Delivery) -> None:
+        self.ended += 1
+        self.acknowledged += delivery.ok
+
+    def wait_for(self, acknowledged: int, timeout: float = 60.0) -> None:
+        """Wait until `acknowledged` messages have been acknowledged (or the burst ended)."""
+        deadline = time.monotonic() + timeout
+        while self.acknowledged < acknowledged and self._thread.is_alive() and time.monotonic() < deadline:
+            time.sleep(0.005)
+
+    def join(self, timeout: float) -> list[sender.Delivery]:
+        self._thread.join(timeout)
+        return self.results
 
 
 def worker_kills(count: int = 300, kills: int = 3, workers: int = 2, timeout: float = 120.0) -> Outcome:
-    """SIGKILL workers (whole process groups) in the middle of a burst; replace each one."""
+    """SIGKILL workers that hold a job (the whole process group) while a burst is under way.
+
+    Each kill lands once another share of the burst has been acknowledged; the
+    supervisor starts a new worker, and the sweep queues again what the dead one held.
+    """
     secret = secrets.token_hex(16)
     with Stack(workers, secret=secret) as stack:
         messages = _signed_batch(count, secret)
-        thread, results = _send_in_background(stack.url, messages)
-        last_kill = None
-        for _ in range(kills):
-            time.sleep(random.uniform(0.2, 0.6))
-            stack.kill_worker()
-            last_kill = time.time()
-            stack.add_worker(wait=False)
-        thread.join(timeout)
+        burst = Burst(stack.url, messages)
+        last_kill, mid_job = None, 0
+        for n in range(kills):
+            burst.wait_for(count * (n + 1) // (kills + 2))
+            job_id = stack.kill_busy_worker()
+            if job_id is not None:
+                last_kill = time.time()
+                mid_job += _still_started(stack, job_id)
+        results = burst.join(timeout)
         settled = time.time() if stack.wait_settled(timeout) else None
-        return _outcome(f"{kills} worker kill{'s' if kills > 1 else ''}", stack, messages, results, last_kill, settled)
+        outcome = _outcome(f"{kills} worker kill{'s' if kills > 1 else ''}", stack, messages, results,
+                           last_kill, settled)
+        outcome.killed_mid_job = mid_job
+        return outcome
+
+
+def _still_started(stack: Stack, job_id: str) -> bool:
+    """True if the killed worker died in the middle of its job, before settling it: the sweep must recover it."""
+    try:
+        job = Job.fetch(job_id, connection=stack.redis)
+    except NoSuchJobError:
+        return False
+    did = job.args[0]["deliveryId"]
+    return job.get_status() == JobStatus.STARTED and stack.redis.zscore(intake.PENDING, did) is not None
 
 
 def redis_kill(count: int = 200, down_for: float = 2.0, timeout: float = 120.0) -> Outcome:
-    """SIGKILL Redis during a burst and start it again: 503s while down, nothing lost."""
+    """SIGKILL Redis once a quarter of a burst is acknowledged, and start it again: 503s while down, nothing lost."""
     secret = secrets.token_hex(16)
     with Stack(2, secret=secret) as stack:
         messages = _signed_batch(count, secret)
-        thread, results = _send_in_background(stack.url, messages, max_attempts=12, backoff=0.3)
-        time.sleep(0.3)
+        burst = Burst(stack.url, messages, max_attempts=12, backoff=0.3)
+        burst.wait_for(count // 4)
+        assert stack.redis_server is not None
         stack.redis_server.kill()
         time.sleep(down_for)
         stack.redis_server.start()
         restarted = time.time()
-        thread.join(timeout)
+        results = burst.join(timeout)
         settled = time.time() if stack.wait_settled(timeout) else None
         return _outcome("Redis killed, restarted", stack, messages, results, restarted, settled)
 
@@ -175,11 +221,17 @@ def send_raw(base_url: str, method: str, path: str, headers: dict, body: bytes, 
 
 
 def hostile(count: int = 300) -> Outcome:
-    """Malformed requests of every kind, and Content-Lengths that lie; then a good message."""
+    """Malformed requests of every kind, and Content-Lengths that lie; then a good message.
+
+    Every malformed request must get a 4xx. The two that lie about their length are
+    apart: one promising more than it sends is cut off by the server's time-out (no
+    answer), one sending more than it promises is read as the shorter body it claims.
+    """
     secret = secrets.token_hex(16)
     rng = random.Random(1)
     with Stack(1, secret=secret) as stack:
         statuses = [send_raw(stack.base_url, *request) for request in hostile_requests(count, rng)]
+        not_4xx = sum(status is None or not 400 <= status < 500 for status in statuses)
         statuses.append(send_raw(stack.base_url, "POST", "/webhooks/inbound-sms",
                                  {"Content-Type": "application/x-www-form-urlencoded"}, b"messageId=1&text=x", 500, 2))
         statuses.append(send_raw(stack.base_url, "POST", "/webhooks/inbound-sms",
@@ -190,6 +242,7 @@ def hostile(count: int = 300) -> Outcome:
         stack.wait_settled(30)
         outcome = _outcome(f"{len(statuses)} hostile requests", stack, [good], deliveries)
         outcome.sent = len(statuses) + 1
+        outcome.not_4xx = not_4xx
         return outcome
 
 

@@ -117,13 +117,13 @@ def _enqueue(enqueue) -> None:
     try:
         job = enqueue(queue, job_data)
         expect(queue.count, 1, "after enqueue(queue, job_data) the queue should hold one job")
-        expect(job.func_name, "solutions.worker.process_message", "the job should call the worker function")
+        expect(job.func_name, "solutions.jobs.process_message", "the job should call the worker function")
         expect(job.args, (job_data,), "the job's one argument should be the job data")
     finally:
         queue.delete(delete_jobs=True)
 
 
-@checks("solutions.worker:process_message")
+@checks("solutions.jobs:process_message")
 def _job_module(func: str) -> None:
     from redis import Redis
     from rq import Queue

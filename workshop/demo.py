@@ -19,7 +19,8 @@ from solutions import intake
 from solutions.intake import STATS
 from solutions.settings import load_settings
 from solutions.store import read_messages
-from solutions.worker import REJECTED, WORKER_CLASSES, choose_worker_class
+from solutions.jobs import REJECTED
+from solutions.worker import WORKER_CLASSES, choose_worker_class
 from workshop import sender
 from workshop.services import RUN_DIR
 from workshop.stack import Stack

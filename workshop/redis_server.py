@@ -12,6 +12,7 @@ import shutil
 import sys
 import tempfile
 from pathlib import Path
+from urllib.parse import urlsplit, urlunsplit
 
 from redis import Redis, RedisError
 
@@ -22,6 +23,21 @@ INSTALL_HINT = (
     "`conda env create -f environment.yml`, `sudo apt install redis-server` or `brew install redis`; "
     "or set REDIS_URL to a Redis you can reach."
 )
+
+
+def shown(url: str) -> str:
+    """`url` without its password, for messages."""
+    parts = urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = f"{parts.username or ''}:***@{parts.hostname}" + (f":{parts.port}" if parts.port else "")
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def unreachable(url: str) -> str:
+    """One sentence: Redis does not answer at `url`, and how to start one."""
+    return (f"Cannot reach Redis at REDIS_URL={shown(url)}: start one with `python -m workshop redis` "
+            "and set REDIS_URL to the URL it prints (or run `make demo`, which starts its own).")
 
 
 def answers(url: str, timeout: float = 0.5) -> bool:
@@ -97,6 +113,6 @@ def ensure_redis() -> tuple[str, RedisServer | None]:
     if url and answers(url):
         return url, None
     if url:
-        print(f"REDIS_URL={url} does not answer; starting a private Redis instead.", file=sys.stderr)
+        print(f"REDIS_URL={shown(url)} does not answer; starting a private Redis instead.", file=sys.stderr)
     server = RedisServer()
     return server.url, server

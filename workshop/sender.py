@@ -11,6 +11,7 @@ import random
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
 
@@ -125,10 +126,12 @@ def deliver(url: str, fields: dict[str, str], style: str = "form", *, session: r
 
 
 def send_many(url: str, messages: list[dict[str, str]], *, concurrency: int = 8, style: str = "mixed",
-              progress: bool = True, **deliver_options) -> list[Delivery]:
+              progress: bool = True, on_delivery: Callable[[Delivery], None] | None = None,
+              **deliver_options) -> list[Delivery]:
     """Deliver `messages` with `concurrency` senders at once; `style` 'mixed' rotates get, form, json.
 
-    The senders are daemon threads, so Ctrl+C ends the command at once.
+    `on_delivery` is called with each message's Delivery as it ends. The senders are
+    daemon threads, so Ctrl+C ends the command at once.
     """
     todo: queue.SimpleQueue[tuple[int, dict[str, str]]] = queue.SimpleQueue()
     for item in enumerate(messages):
@@ -158,4 +161,6 @@ def send_many(url: str, messages: list[dict[str, str]], *, concurrency: int = 8,
             results[i] = delivery
             received += 1
             bar.update()
+            if on_delivery is not None:
+                on_delivery(delivery)
     return results  # type: ignore[return-value]

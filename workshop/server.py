@@ -36,7 +36,7 @@ def serve(factory: Callable[[], Flask], host: str, port: int, *, server: str | N
         from waitress import serve as waitress_serve
 
         waitress_serve(factory(), host=host, port=port, threads=threads, channel_timeout=10,
-                       connection_limit=200, ident="webhooks-workshop", _quiet=True)
+                       connection_limit=200, ident="webhooks-workshop")
         return
     from gunicorn.app.base import BaseApplication
 

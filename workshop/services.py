@@ -139,15 +139,23 @@ def start_receiver(redis_url: str, port: int | None = None, env: dict[str, str] 
     return service, base
 
 
+class WorkerService(Service):
+    """A kit worker process; `worker_name` is its name in RQ."""
+
+    def __init__(self, worker_name: str, argv: list[str], env: dict[str, str]) -> None:
+        super().__init__("worker", argv, env)
+        self.worker_name = worker_name
+
+
 def start_worker(redis_url: str, kind: str | None = None, env: dict[str, str] | None = None,
-                 wait: bool = True) -> Service:
+                 wait: bool = True) -> WorkerService:
     """Run one kit worker (`python -m workshop worker`) in the background.
 
     With `wait`, return once the worker has registered with RQ.
     """
     name = f"kit-{uuid.uuid4().hex[:8]}"
     argv = [sys.executable, "-m", "workshop", "worker", "--name", name] + (["--class", kind] if kind else [])
-    service = Service("worker", argv, {"REDIS_URL": redis_url, **(env or {})})
+    service = WorkerService(name, argv, {"REDIS_URL": redis_url, **(env or {})})
     if wait:
         connection = Redis.from_url(redis_url)
         service.wait_until(lambda: bool(connection.exists(f"rq:worker:{name}")), timeout=20)

@@ -261,7 +261,7 @@ def detail(request_id: str):
 @bp.post("/inspect/<request_id>/replay")
 def replay_view(request_id: str):
     entry = find(_connection(), request_id) or abort(404)
-    response = replay(current_app._get_current_object(), entry)
+    response = replay(current_app, entry)
     outcome = f"{response.status_code}{' (duplicate: stored once)' if response.headers.get('X-Duplicate') == 'yes' else ''}"
     return redirect(url_for("inspector.detail", request_id=request_id, replayed=outcome))
 
