@@ -7,6 +7,7 @@ the receiver sends back with a 4xx status.
 from __future__ import annotations
 
 import json
+from collections.abc import Sequence
 from urllib.parse import parse_qsl
 
 from flask import Request
@@ -25,7 +26,7 @@ class BadPayload(ValueError):
         self.status = status
 
 
-def _pairs_to_dict(pairs: list[tuple[str, object]]) -> dict:
+def _pairs_to_dict(pairs: Sequence[tuple[str, object]]) -> dict:
     fields: dict = {}
     for key, value in pairs:
         if key in fields:

@@ -11,6 +11,7 @@ heartbeat is queued again. Processing is idempotent, so that is always safe.
 """
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import threading
@@ -118,10 +119,8 @@ def sweep_once(queue: Queue, older_than: float | None = None) -> SweepReport | N
     try:
         return sweep(queue, older_than)
     finally:
-        try:
+        with contextlib.suppress(LockError):  # it outlived its timeout and another worker took it: not ours
             lock.release()
-        except LockError:  # it outlived its timeout and another worker took it: not ours to release
-            pass
 
 
 class Sweeper(threading.Thread):

@@ -28,8 +28,8 @@ class DiesBeforeRegistering(SimpleWorker):
 def main() -> None:
     name, fault = sys.argv[1], (sys.argv[2] if len(sys.argv) > 2 else "")
     if os.environ.get("TEST_SWEEP"):
-        beat, grace, every, after = (float(x) for x in os.environ["TEST_SWEEP"].split(","))
-        sweeper.BEAT_EVERY, sweeper.HEARTBEAT_GRACE, sweeper.SWEEP_EVERY, sweeper.SWEEP_AFTER = beat, grace, every, after
+        timings = [float(x) for x in os.environ["TEST_SWEEP"].split(",")]
+        sweeper.BEAT_EVERY, sweeper.HEARTBEAT_GRACE, sweeper.SWEEP_EVERY, sweeper.SWEEP_AFTER = timings
     redis_url = load_settings().redis_url
     if fault == "die-before-registering":
         connection = Redis.from_url(redis_url)

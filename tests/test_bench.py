@@ -37,11 +37,17 @@ def test_bench_prints_every_receiver_worker_and_target(tmp_path, capsys, monkeyp
     plot = tmp_path / "latency.png"
     assert bench.run_bench(requests_per_run=60, drain_jobs=40, plot=str(plot), rounds=1) == 0
     out = capsys.readouterr().out
-    for label in ("(a) bare endpoint", "(b) push to a Redis list", "(c) the kit's receiver", "(c) without its inspector",
-                  "(d) inline processing",
-                  "simple", "fork", "spawn", "kit / push-only", "kit / inline", "kit p99", "simple worker"):
+    for label in (bench.BARE, bench.PUSH, bench.NAIVE, bench.KIT, bench.KIT_ALONE, bench.INLINE,
+                  "simple", "fork", "spawn", "kit / naive RQ receiver", "kit / push-only", "times sooner than inline",
+                  "RQ's forking worker"):
         assert label in out
     targets = [line for line in out.splitlines() if "(target" in line]
-    assert len(targets) == 4 and all(line.count(" met") + line.count(" missed") == (1 if "worker" in line else 2)
+    assert len(targets) == 3 and all(line.count(" met") + line.count(" missed") == (1 if "worker" in line else 2)
                                      for line in targets)  # each figure says how it stands
     assert plot.stat().st_size > 10_000
+
+
+def test_the_latency_ratio_pairs_medians_round_by_round():
+    run = lambda p50: bench.Run("x", 4, 100, p50, 2 * p50)  # noqa: E731
+    measured = {("inline", 4): [run(60.0), run(90.0)], ("kit", 4): [run(2.0), run(3.0)]}
+    assert bench.paired_latency_ratios(measured, "inline", "kit", 4) == [30.0, 30.0]

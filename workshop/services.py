@@ -92,7 +92,8 @@ class Service:
     def stop(self, timeout: float = 8.0) -> None:
         """Stop the process gently, then firmly; safe to call twice."""
         if self.running:
-            self.proc.stdin.close()  # the lifeline stops its command
+            if self.proc.stdin:
+                self.proc.stdin.close()  # the lifeline stops its command
             try:
                 self.proc.wait(timeout)
             except subprocess.TimeoutExpired:
