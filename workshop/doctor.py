@@ -44,13 +44,13 @@ def check_python() -> Result:
 
 
 def pinned_packages(path: Path = REQUIREMENTS) -> list[tuple[str, str]]:
-    """(name, version) for every pin in requirements.txt that applies to this machine."""
+    """(name, version) for every pin in a requirements file that applies to this machine."""
     from packaging.requirements import Requirement
 
     pins = []
     for line in path.read_text().splitlines():
         line = line.split("#", 1)[0].strip()
-        if not line:
+        if not line or line.startswith("-"):  # -r other.txt: only this file's own pins
             continue
         requirement = Requirement(line)
         if requirement.marker is None or requirement.marker.evaluate():
@@ -62,7 +62,7 @@ def check_packages() -> Result:
     if not REQUIREMENTS.exists():
         return Result("packages", WARN, "requirements.txt not found next to the kit", "run from the kit's folder")
     missing, other = [], []
-    pins = pinned_packages()
+    pins = pinned_packages(REQUIREMENTS)
     for name, version in pins:
         try:
             installed = metadata.version(name)
@@ -73,11 +73,13 @@ def check_packages() -> Result:
             other.append(f"{name} {installed} (pinned {version})")
     if missing:
         return Result("packages", FAIL, f"missing: {', '.join(missing)}", "run `make install` (or "
-                      "`pip install -r requirements.txt` in your environment)")
+                      "`pip install -r requirements.txt` in your environment). With no network: copy the "
+                      "wheelhouse folder from the instructor's USB stick into the kit's folder, then `make install`")
     if other:
         return Result("packages", WARN, f"other versions: {', '.join(other)}",
                       "usually fine; `make install` gives the tested versions")
-    return Result("packages", OK, f"all {len(pins)} pinned packages at their pinned versions")
+    return Result("packages", OK, f"all {len(pins)} attendee packages at their pinned versions "
+                  "(the test packages, requirements-test.txt, are not needed)")
 
 
 def check_kernel() -> Result:
