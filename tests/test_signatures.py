@@ -8,12 +8,20 @@ from urllib.parse import urlencode
 
 import nexmo
 import pytest
-from hypothesis import given, settings, strategies as st
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from vonage_http_client.auth import Auth
 
 from solutions.signatures import (
-    METHODS, InvalidSignature, MissingSignature, MissingTimestamp, SignatureMismatch,
-    StaleTimestamp, sign, signing_string, verify,
+    METHODS,
+    InvalidSignature,
+    MissingSignature,
+    MissingTimestamp,
+    SignatureMismatch,
+    StaleTimestamp,
+    sign,
+    signing_string,
+    verify,
 )
 
 INBOUND = {
@@ -27,7 +35,7 @@ PHP_INBOUND = [
     ("md5", "DDEBD46008C2D4E93CCE578A332A52D5"),
     ("sha1", "27D0D05C2876C7CB1720DBCDBA4D492E1E55C09A"),
     ("sha256", "DDB8397C2B90AAC7F3882D306475C9A5058C92322EEF43C92B298B6E0FC0D330"),
-    ("sha512", "E0D3C650F8C9D1A5C174D10DDDBFB003E561F59B265616208B0487C5D819481CD3C311D59CF6165ECD1139622D5BA3A256C0D763AC4A9AD9144B5A426B94FE82"),
+    ("sha512", "E0D3C650F8C9D1A5C174D10DDDBFB003E561F59B265616208B0487C5D819481CD3C311D59CF6165ECD1139622D5BA3A256C0D763AC4A9AD9144B5A426B94FE82"),  # noqa: E501
 ]
 PHP_MORE = [
     ("f0bfad43bd90cf1ea1f1525c18ba4dab", "", {
@@ -48,7 +56,7 @@ PHP_HMAC = [
     ("md5", "51CDAFEBB4BBCE9525B195C1617CB8D2"),
     ("sha1", "0162AEC64BC183B2E1256545951FE5639DC98020"),
     ("sha256", "9FEC5EF6D0F2B3D2BB7558B6E4042569823CAB9EA0DD30503472B7B304601975"),
-    ("sha512", "40BD12B9A4B6000AD1138EEFD24FFE9FBD72AEE13C3FA04B32BB69DBC256AD0A04A463B1A9AF6660D10F6E1E769EE14B9CFF6A635502E93AFCD0BFAB29F38F87"),
+    ("sha512", "40BD12B9A4B6000AD1138EEFD24FFE9FBD72AEE13C3FA04B32BB69DBC256AD0A04A463B1A9AF6660D10F6E1E769EE14B9CFF6A635502E93AFCD0BFAB29F38F87"),  # noqa: E501
 ]
 # From the test suite of Vonage's Node SDK (packages/auth/__tests__/__dataSets__/signature.ts):
 # api_key 12345, secret ABCDE, timestamp 10907902800.
@@ -57,7 +65,7 @@ NODE = [
     ("md5", "c3216bfa0866f77ff0b8cb2db6024a6e"),
     ("sha1", "9c3aafe2377f54394366a483eae34ce32fdadfef"),
     ("sha256", "19ce55eb9d54bf1a9d758f4b6b7dc6d9f86e15924edf4ddd104e2c1edcd57443"),
-    ("sha512", "a3d390830787461570689a4b892b6f619e25da77f89dc7ec87c024f774fa7b4f5252b33189483af56c6f395ba181f90d5fb27edac31911df17abb711f86dd1b5"),
+    ("sha512", "a3d390830787461570689a4b892b6f619e25da77f89dc7ec87c024f774fa7b4f5252b33189483af56c6f395ba181f90d5fb27edac31911df17abb711f86dd1b5"),  # noqa: E501
 ]
 # From the test suites of Vonage's Python SDK (vonage 2.x and vonage-http-client).
 PYTHON = [
@@ -207,3 +215,33 @@ def test_hmacs_match_vonage_sdk(params, secret, method):
     assert sign(params, secret, method) == auth.sign_params(dict(params))
     assert auth.check_signature({**params, "sig": sign(params, secret, method)})
     verify({**params, "sig": auth.sign_params(dict(params))}, secret, method, max_age=None)
+
+
+def test_verify_compares_with_compare_digest(monkeypatch):
+    """`==` stops at the first differing character, and so tells an attacker how much of a guess is right."""
+    calls = []
+    real = hmac.compare_digest
+
+    def spy(a, b):
+        calls.append((a, b))
+        return real(a, b)
+
+    monkeypatch.setattr(hmac, "compare_digest", spy)
+    params = _signed("sha256")
+    verify({**params, "sig": params["sig"].upper()}, "s3cret", "sha256")
+    text = lambda call: sorted(x.decode() if isinstance(x, bytes) else x for x in call)  # noqa: E731
+    assert [text(call) for call in calls] == [[params["sig"], params["sig"]]]  # the given sig, lowercased
+    with pytest.raises(SignatureMismatch):
+        verify({**params, "sig": "0" * 64}, "s3cret", "sha256")
+    assert text(calls[1]) == sorted(["0" * 64, params["sig"]])
+
+
+@pytest.mark.parametrize("max_age", [0, 1, 300])
+def test_the_age_limit_itself_is_allowed_and_one_second_more_is_not(max_age):
+    signed_at = 1_700_000_000
+    params = _signed(timestamp=str(signed_at))
+    verify(params, "s3cret", "sha256", max_age=max_age, now=signed_at + max_age)
+    verify(params, "s3cret", "sha256", max_age=max_age, now=signed_at - max_age)
+    for now in (signed_at + max_age + 1, signed_at - max_age - 1):
+        with pytest.raises(StaleTimestamp, match=f"at most {max_age} s allowed"):
+            verify(params, "s3cret", "sha256", max_age=max_age, now=now)
