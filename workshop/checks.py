@@ -153,10 +153,205 @@ def _job_module(func: str) -> None:
         worker.stop()
 
 
+def accepts(call: Callable[[], Any], what: str) -> Any:
+    """Run `call`; raise NotYet if it refuses with an InvalidSignature. Return what it returns."""
+    from solutions.signatures import InvalidSignature
+
+    try:
+        return call()
+    except InvalidSignature as error:
+        raise NotYet(f"{what} should be accepted, but it raised {type(error).__name__}: {error}") from None
+
+
+def refuses(call: Callable[[], Any], error: type[Exception] | tuple[type[Exception], ...], what: str) -> None:
+    """Raise NotYet unless `call` raises `error` (a class, or a tuple of them)."""
+    from solutions.signatures import InvalidSignature
+
+    wanted = " or ".join(e.__name__ for e in (error if isinstance(error, tuple) else (error,)))
+    try:
+        call()
+    except error:
+        return
+    except InvalidSignature as other:
+        raise NotYet(f"{what} should raise {wanted}, not {type(other).__name__}: {other}") from None
+    raise NotYet(f"{what} was accepted: it should raise {wanted} (refuse by raising, not by returning False)")
+
+
 @checks("solutions.other_schemes:verify_github")
 def _github(verify_github) -> None:
+    from solutions.signatures import MissingSignature, SignatureMismatch
+
     secret, body = "It's a Secret to Everybody", b"Hello, World!"
     header = "sha256=757107ea0eb2509fc211221cce984b8a37570b6d7586c22c46f4379c8b043e17"
-    expect(verify_github(body, header, secret), True, "GitHub's own example (from its docs) should pass")
-    expect(verify_github(body + b"!", header, secret), False, "a changed body should fail")
-    expect(verify_github(body, header.upper(), "wrong"), False, "a wrong secret should fail")
+    accepts(lambda: verify_github(body, header, secret), "GitHub's own example (from its docs)")
+    refuses(lambda: verify_github(body + b"!", header, secret), SignatureMismatch, "a changed body")
+    refuses(lambda: verify_github(body, header, "wrong"), SignatureMismatch, "the right header with a wrong secret")
+    refuses(lambda: verify_github(body, header.removeprefix("sha256="), secret), SignatureMismatch,
+            "the hex digest without its sha256= prefix")
+    refuses(lambda: verify_github(body, None, secret), MissingSignature, "a delivery without the header")
+
+
+@checks("solutions.other_schemes:verify_slack")
+def _slack(verify_slack) -> None:
+    from solutions.signatures import MissingSignature, MissingTimestamp, SignatureMismatch, StaleTimestamp
+
+    # Slack's example, from its page "Verifying requests from Slack" (and slack_sdk's tests).
+    secret, ts = "8f742231b10e8888abcd99yyyzzz85a5", "1531420618"
+    body = (b"token=xyzz0WbapA4vBCDEFasx0q6G&team_id=T1DC2JH3J&team_domain=testteamnow&channel_id=G8PSS9T3V"
+            b"&channel_name=foobar&user_id=U2CERLKJA&user_name=roadrunner&command=%2Fwebhook-collect&text="
+            b"&response_url=https%3A%2F%2Fhooks.slack.com%2Fcommands%2FT1DC2JH3J%2F397700885554%2F96rGlfmibIGlgcZRskXaIFfN"
+            b"&trigger_id=398738663015.47445629121.803a0bc887a14d10d2c447fce8b6703c")
+    sig = "v0=a2114d57b48eac39b9ad189dd8316235a7b4a8d21a10bd27519666489c69b503"
+    now = int(ts)
+    accepts(lambda: verify_slack(body, ts, sig, secret, now=now), "Slack's own example, received when it was sent")
+    accepts(lambda: verify_slack(body, ts, sig, secret, now=now + 300), "Slack's example received 300 s later")
+    refuses(lambda: verify_slack(body, ts, sig, secret, now=now + 301), StaleTimestamp,
+            "Slack's example received 301 s later (more than 5 minutes)")
+    refuses(lambda: verify_slack(body, ts, sig, secret, now=now - 301), StaleTimestamp,
+            "a timestamp 301 s in the future")
+    refuses(lambda: verify_slack(body, ts, sig, secret), StaleTimestamp, "Slack's 2018 example checked today (no now=)")
+    refuses(lambda: verify_slack(body + b"x", ts, sig, secret, now=now), SignatureMismatch, "a changed body")
+    refuses(lambda: verify_slack(body, str(now + 1), sig, secret, now=now), SignatureMismatch,
+            "a changed X-Slack-Request-Timestamp (it is signed too)")
+    refuses(lambda: verify_slack(body, ts, None, secret, now=now), MissingSignature, "no X-Slack-Signature")
+    refuses(lambda: verify_slack(body, None, sig, secret, now=now), MissingTimestamp, "no X-Slack-Request-Timestamp")
+
+
+@checks("solutions.other_schemes:verify_standard")
+def _standard(verify_standard) -> None:
+    from solutions.signatures import MissingSignature, SignatureMismatch, StaleTimestamp
+
+    # The example of the Standard Webhooks libraries' tests (test_sign_function).
+    secret, msg_id, ts = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw", "msg_p5jXN8AQM9LWM0D4loKWxJek", "1614265330"
+    body, good = b'{"test": 2432232314}', "v1,g0hM9SsE+OTPJTGt/tmIKtSyZlE3uFJELVlNIOLJ1OE="
+    other = "v1,Ceo5qEr07ixe2NLpvHk3FH9bwy/WavXrAFQ/9tdO6mc="  # a signature made with another secret
+    now = int(ts)
+    accepts(lambda: verify_standard(msg_id, ts, body, good, secret, now=now), "the specification's example")
+    accepts(lambda: verify_standard(msg_id, ts, body, f"{other} {good}", secret, now=now),
+            "two v1 signatures while a secret is rotated, the second one right")
+    accepts(lambda: verify_standard(msg_id, ts, body, f"v1a,{good[3:]} {good}", secret, now=now),
+            "an asymmetric v1a entry (to skip) then the right v1")
+    accepts(lambda: verify_standard(msg_id, ts, body, good, secret, now=now + 300), "the example received 300 s later")
+    refuses(lambda: verify_standard(msg_id, ts, body, other, secret, now=now), SignatureMismatch,
+            "only a signature made with another secret")
+    refuses(lambda: verify_standard(msg_id, ts, body, "v2," + good[3:], secret, now=now),
+            (MissingSignature, SignatureMismatch), "the right signature labelled v2 (only v1 counts)")
+    refuses(lambda: verify_standard(msg_id, ts, body + b" ", good, secret, now=now), SignatureMismatch,
+            "a body with one more space")
+    refuses(lambda: verify_standard("msg_other", ts, body, good, secret, now=now), SignatureMismatch,
+            "another webhook-id (it is signed too)")
+    refuses(lambda: verify_standard(msg_id, ts, body, good, secret, now=now + 301), StaleTimestamp,
+            "the example received 301 s later")
+    refuses(lambda: verify_standard(msg_id, ts, body, "", secret, now=now), MissingSignature,
+            "an empty webhook-signature")
+
+
+@checks("solutions.other_schemes:verify_stripe")
+def _stripe(verify_stripe) -> None:
+    import hashlib
+    import hmac
+
+    from solutions.signatures import MissingSignature, MissingTimestamp, SignatureMismatch, StaleTimestamp
+
+    # Stripe's documented scheme: v1 = hex HMAC-SHA256(secret, "<t>.<body>"); v0 and others are ignored.
+    secret, t, body = "whsec_test_secret", 1492774577, b'{\n  "id": "evt_test_webhook",\n  "object": "event"\n}'
+    v1 = hmac.new(secret.encode(), f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    wrong = hmac.new(b"old secret", f"{t}.".encode() + body, hashlib.sha256).hexdigest()
+    header = f"t={t},v1={v1},v0=6ffbb59b2300aae63f272406069a9788598b792a944a07aba816edb039989a39"
+    accepts(lambda: verify_stripe(body, header, secret, now=t), "a header as Stripe sends it (t, v1 and a v0)")
+    accepts(lambda: verify_stripe(body, f"t={t},v1={wrong},v1={v1}", secret, now=t),
+            "two v1 signatures while a secret is rotated, the second one right")
+    accepts(lambda: verify_stripe(body, header, secret, now=t + 300), "a header received 300 s after t")
+    accepts(lambda: verify_stripe(body, header, secret, tolerance=None, now=t + 3600),
+            "an hour-old header with tolerance=None (the check turned off)")
+    refuses(lambda: verify_stripe(body, header, secret, now=t + 301), StaleTimestamp, "a header received 301 s after t")
+    refuses(lambda: verify_stripe(body, header, secret, tolerance=0, now=t + 60), StaleTimestamp,
+            "a minute-old header with tolerance=0 (zero is not 'off')")
+    refuses(lambda: verify_stripe(body + b" ", header, secret, now=t), SignatureMismatch, "a changed body")
+    refuses(lambda: verify_stripe(body, f"t={t + 1},v1={v1}", secret, now=t), SignatureMismatch,
+            "a changed t (it is signed too)")
+    refuses(lambda: verify_stripe(body, f"t={t},v0={v1}", secret, now=t), MissingSignature,
+            "the right signature labelled v0 (only v1 counts)")
+    refuses(lambda: verify_stripe(body, f"v1={v1}", secret, now=t), MissingTimestamp, "a header without t")
+
+
+@checks("solutions.messages_api:verify_signature")
+def _jwt_signature(verify_signature) -> None:
+    import base64
+    import hashlib
+    import hmac
+
+    from solutions.messages_api import BadToken, WrongAlgorithm
+    from solutions.signatures import SignatureMismatch
+
+    # Tokens from the test suites of Vonage's SDKs: vonage-jwt (Python), then the Java SDK.
+    python_sdk = ("eyJ0eXAiOiJKV1QiLCJhbGciOiJIUzI1NiJ9.eyJpc3MiOiJPbmxpbmUgSldUIEJ1aWxkZXIiLCJpYXQiOjE2OTc2MzQ2ODAs"
+                  "ImV4cCI6MzMyNTQ1NDA4MjgsImF1ZCI6IiIsInN1YiI6IiJ9.88vJc3I2HhuqEDixHXVhc9R30tA6U_HQHZTC29y6CGM")
+    java_sdk = ("eyJhbGciOiJIUzI1NiIsInR5cCI6IkpXVCJ9.eyJzdWIiOiJTaW5hIiwibmFtZSI6IkphdmFfU0RLIiwiaWF0IjoxNjk4NjgwMzky"
+                "fQ.4qJpi46NSYURiLI1xoLIfGRygA8IUI2QSG9P2Kus1Oo")
+    java_secret = "XsA09z2MhUxYcdbXaUX3aTT7TzGmnCLfkdILf0NIyC9hN9criTEUdlI3OZ5hRjR"
+    claims = accepts(lambda: verify_signature(python_sdk, "qwertyuiopasdfghjklzxcvbnm123456"),
+                     "the token of Vonage's Python SDK tests")
+    expect(claims.get("iss") if isinstance(claims, dict) else claims, "Online JWT Builder",
+           "verify_signature should return the token's claims as a dict; its iss claim")
+    claims = accepts(lambda: verify_signature(java_sdk, java_secret), "the token of Vonage's Java SDK tests")
+    expect(claims.get("sub") if isinstance(claims, dict) else claims, "Sina", "the Java SDK token's sub claim")
+    header, payload, _ = java_sdk.split(".")
+    refuses(lambda: verify_signature(f"{header}.{payload}.XsaXHXqxe2kfIbPy-JH2J6hfbHnEv8jdWsOhEuvzU98", java_secret),
+            SignatureMismatch, "the Java SDK's bad token (another signature)")
+    refuses(lambda: verify_signature(python_sdk, "asdf"), SignatureMismatch,
+            "the Python SDK's token with the secret 'asdf'")
+
+    def part(data: bytes) -> str:
+        return base64.urlsafe_b64encode(data).rstrip(b"=").decode()
+
+    none = part(b'{"alg":"none","typ":"JWT"}')
+    refuses(lambda: verify_signature(f"{none}.{payload}.", java_secret), WrongAlgorithm, 'a token with alg "none"')
+    hs512 = part(b'{"alg":"HS512","typ":"JWT"}')
+    mac = hmac.new(java_secret.encode(), f"{hs512}.{payload}".encode(), hashlib.sha512).digest()
+    refuses(lambda: verify_signature(f"{hs512}.{payload}.{part(mac)}", java_secret), WrongAlgorithm,
+            "a genuine HS512 token (only HS256 is allowed)")
+    refuses(lambda: verify_signature("asdf", java_secret), BadToken, "'asdf', which is not a JWT")
+
+
+@checks("solutions.messages_api:verify")
+def _jwt_callback(verify) -> None:
+    import json
+
+    from solutions.messages_api import MissingToken, PayloadHashMismatch, ReplayedToken, WrongAlgorithm, encode, sign
+    from solutions.signatures import SignatureMismatch, StaleTimestamp
+
+    secret, now = "a-signature-secret-of-32-bytes!!", 1_700_000_000
+    body = json.dumps({"channel": "sms", "message_uuid": "aaaaaaaa-bbbb-4ccc-8ddd-0123456789ab", "to": "447700900000",
+                       "from": "447700900001", "text": "Hello!", "message_type": "text"}, indent=2).encode()
+    token = sign(body, secret, iat=now, jti="jti-1")
+    claims = accepts(lambda: verify(token, body, secret, now=now, skew=30), "a callback signed as Vonage signs it")
+    expect(claims.get("jti") if isinstance(claims, dict) else claims, "jti-1", "verify should return the claims; jti")
+    accepts(lambda: verify(token, body, secret, now=now + 300, skew=30), "a token issued 300 s before receipt")
+    accepts(lambda: verify(token, body, secret, now=now - 30, skew=30), "a token issued 30 s in the future (skew=30)")
+    refuses(lambda: verify(token, body, secret, now=now + 301, skew=30), StaleTimestamp, "a token issued 301 s ago")
+    refuses(lambda: verify(token, body, secret, now=now - 31, skew=30), StaleTimestamp,
+            "a token issued 31 s in the future (skew=30)")
+    refuses(lambda: verify(token, body.replace(b"Hello", b"Hacked"), secret, now=now, skew=30), PayloadHashMismatch,
+            "a changed body with the original token")
+    reserialized = json.dumps(json.loads(body)).encode()
+    refuses(lambda: verify(token, reserialized, secret, now=now, skew=30), PayloadHashMismatch,
+            "the same JSON re-serialized (json.dumps(json.loads(body)))")
+    no_hash = encode({"iat": now, "jti": "jti-2", "iss": "Vonage", "api_key": "abcd1234"}, secret)
+    refuses(lambda: verify(no_hash, body, secret, now=now, skew=30), PayloadHashMismatch,
+            "a genuine token without payload_hash")
+    refuses(lambda: verify(token, body, "another secret", now=now, skew=30), SignatureMismatch, "a wrong secret")
+    payload = token.split(".")[1]
+    refuses(lambda: verify(f"eyJhbGciOiJub25lIn0.{payload}.", body, secret, now=now, skew=30), WrongAlgorithm,
+            'the same claims with alg "none" and no signature')
+    refuses(lambda: verify(None, body, secret, now=now, skew=30), MissingToken, "an unsigned callback (no token)")
+    seen: set[str] = set()
+
+    def first_use(jti: str) -> bool:
+        new = jti not in seen
+        seen.add(jti)
+        return new
+
+    accepts(lambda: verify(token, body, secret, now=now, skew=30, first_use=first_use), "a token's first use")
+    refuses(lambda: verify(token, body, secret, now=now, skew=30, first_use=first_use), ReplayedToken,
+            "the same token a second time (same jti)")
