@@ -1,8 +1,8 @@
 """The receiver's request inspector: the last requests, kept in Redis, viewable and replayable.
 
 Like ngrok's inspector at localhost:4040, but offline too. Every request to the
-webhook (time, method, path, headers with secrets masked, body, answer, time
-taken) is kept in a capped Redis list; `/inspect` shows them, and a replay sends
+webhook (time, method, path, query, headers and body with secrets masked, answer,
+time taken) is kept in a capped Redis list; `/inspect` shows them, and a replay sends
 one again through the whole receiver, so you can watch a duplicate handled.
 """
 from __future__ import annotations
@@ -18,6 +18,7 @@ from collections import deque
 from collections.abc import Callable
 from datetime import datetime, timezone
 from html import escape
+from urllib.parse import unquote_plus
 
 from flask import Blueprint, Flask, Response, abort, current_app, jsonify, redirect, request, url_for
 from redis import Redis, RedisError
@@ -29,6 +30,7 @@ KEEP = 200
 STARTED = "inspector.started"  # environ key: perf_counter() when the request arrived
 SECRET_HEADER = re.compile(r"authorization|cookie|token|secret|password|api-?key", re.IGNORECASE)
 SECRET_FIELD = re.compile(r"secret|password|token", re.IGNORECASE)  # Vonage's api-key is public
+SECRET_JSON_VALUE = re.compile(r'("[^"]*(?:secret|password|token)[^"]*"\s*:\s*")([^"]*)', re.IGNORECASE)
 
 bp = Blueprint("inspector", __name__)
 
@@ -42,21 +44,39 @@ def masked_headers(headers) -> dict[str, str]:
     return {k: mask(v) if SECRET_HEADER.search(k) else v for k, v in headers.items()}
 
 
+def masked_fields(text: str) -> str:
+    """A form body or query string (`a=1&b=2`) with the values of secret-looking fields masked.
+
+    A field's name is judged decoded, so `api%5Fsecret=` is masked like `api_secret=`.
+    """
+    if not SECRET_FIELD.search(text) and "%" not in text:
+        return text
+    parts = []
+    for part in text.split("&"):
+        key, equals, value = part.partition("=")
+        parts.append(f"{key}={mask(value)}" if equals and SECRET_FIELD.search(unquote_plus(key)) else part)
+    return "&".join(parts)
+
+
+def _masked_json(data: object) -> object:
+    if isinstance(data, dict):
+        return {k: mask(str(v)) if SECRET_FIELD.search(k) else _masked_json(v) for k, v in data.items()}
+    if isinstance(data, list):
+        return [_masked_json(v) for v in data]
+    return data
+
+
 def masked_body(body: bytes, mimetype: str) -> str:
-    """The body as text, with secret-looking fields masked in forms and JSON objects."""
+    """The body as text, with secret-looking fields masked in forms and in JSON (at any depth)."""
     text = body.decode("utf-8", errors="replace")
-    if not SECRET_FIELD.search(text):
-        return text
-    if mimetype == "application/json":
-        try:
-            data = json.loads(text)
-        except (ValueError, RecursionError):
+    if mimetype == "application/json" or mimetype.endswith("+json"):
+        if not SECRET_FIELD.search(text) and "\\u" not in text:  # a name may be written with \u escapes
             return text
-        if isinstance(data, dict):
-            return json.dumps({k: mask(str(v)) if SECRET_FIELD.search(k) else v for k, v in data.items()})
-        return text
-    return re.sub(r"(?i)((?:^|&)[^=&]*(?:secret|password|token)[^=&]*=)([^&]*)",
-                  lambda m: m.group(1) + mask(m.group(2)), text)
+        try:
+            return json.dumps(_masked_json(json.loads(text)), ensure_ascii=False)
+        except (ValueError, RecursionError):  # not JSON after all: mask what looks like a secret's value
+            return SECRET_JSON_VALUE.sub(lambda m: m.group(1) + mask(m.group(2)), text)
+    return masked_fields(text)
 
 
 def _connection() -> Redis:
@@ -96,7 +116,7 @@ def to_entry(facts: tuple) -> dict:
         "time": datetime.fromtimestamp(when, timezone.utc).isoformat(timespec="milliseconds"),
         "method": method,
         "path": path,
-        "query": query,
+        "query": masked_fields(query),
         "headers": masked_headers(headers),
         "body": "(body not kept)" if body is None else masked_body(body, mimetype),
         "status": status,
@@ -262,7 +282,8 @@ def detail(request_id: str):
 def replay_view(request_id: str):
     entry = find(_connection(), request_id) or abort(404)
     response = replay(current_app, entry)
-    outcome = f"{response.status_code}{' (duplicate: stored once)' if response.headers.get('X-Duplicate') == 'yes' else ''}"
+    duplicate = response.headers.get("X-Duplicate") == "yes"
+    outcome = f"{response.status_code}{' (duplicate: stored once)' if duplicate else ''}"
     return redirect(url_for("inspector.detail", request_id=request_id, replayed=outcome))
 
 
