@@ -3,7 +3,9 @@
     from workshop.notebook import Lab, check, catch_up
 
 A `Lab` starts Redis, receivers and workers in the background and stops them
-when the notebook calls `lab.stop()` or the kernel shuts down. `check` gives
+when the notebook calls `lab.stop()` or the kernel shuts down. Its settings are its
+own (`Lab.settings`): the processes it starts and this kernel never take them from
+a `.env` file, where a learner may keep a real SIGNATURE_SECRET. `check` gives
 friendly feedback on an exercise; `catch_up` loads the reference solution from
 `solutions/` when yours is not there yet.
 """
@@ -16,9 +18,12 @@ import sys
 import tempfile
 import threading
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
+from redis import Redis
 from werkzeug.serving import make_server
 
 from solutions.settings import env_flag
@@ -26,6 +31,7 @@ from workshop import checks
 from workshop.checks import CHECKS, NotYet
 from workshop.redis_server import RedisServer
 from workshop.services import Service, free_port, start_receiver, start_worker
+from workshop.tunnel import Endpoint, open_tunnel
 
 
 def autosolve() -> bool:
@@ -99,6 +105,10 @@ def check(yours: Any, path: str) -> None:
     print("✓ Well done: every check passed.")
 
 
+def _registered(connection: Redis, worker_name: str) -> bool:
+    return bool(connection.exists(f"rq:worker:{worker_name}"))
+
+
 class ThreadServer:
     """A Flask app served from a thread in this kernel (for small lessons)."""
 
@@ -123,16 +133,21 @@ class Lab:
             self.redis_url = server.url
             self._things.append(server)
         self.folder = Path(tempfile.mkdtemp(prefix="workshop-lab-"))
-        checks.context.update(redis_url=self.redis_url, start_worker=self._check_worker)
+        # Every setting set, empty ones too: python-dotenv never overrides a variable that is set.
+        self.settings = {"REDIS_URL": self.redis_url, "SIGNATURE_SECRET": "", "SIGNATURE_METHOD": "md5hash",
+                         "MESSAGES_FILE": str(self.folder / "messages.jsonl"), "SMS_JOB": "", "INSPECTOR": "1"}
+        os.environ.update(self.settings)  # this kernel's load_settings() sees the lab's settings too
+        checks.context.update(redis_url=self.redis_url, start_worker=self._check_worker,
+                              start_pipeline=self._check_pipeline)
         atexit.register(self.stop)
 
     def env(self, **extra: str) -> dict[str, str]:
-        """Settings for the processes this lab starts."""
-        return {"REDIS_URL": self.redis_url, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get(
-            "PYTHONPATH", "")]), **extra}
+        """Settings for the processes this lab starts: the lab's own, then `extra`."""
+        return {**self.settings, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
+                **extra}
 
     def receiver(self, app: str = "kit", **settings: str) -> str:
-        """Start a receiver (waitress) in the background; return its webhook URL."""
+        """Start a receiver (gunicorn; waitress on Windows) in the background; return its webhook URL."""
         service, base = start_receiver(self.redis_url, env=self.env(**settings), app=app)
         self._things.append(service)
         return base + "/webhooks/inbound-sms"
@@ -156,6 +171,42 @@ class Lab:
     def _check_worker(self) -> tuple[Service, Path]:
         messages = self.folder / f"check-{time.time_ns()}.jsonl"
         return start_worker(self.redis_url, env=self.env(MESSAGES_FILE=str(messages))), messages
+
+    def _check_pipeline(self, job: str, workers: int = 2) -> dict[str, Any]:
+        """A receiver that queues `job` and `workers` worker processes, on a Redis database of their own.
+
+        Its own database (1): the lesson's own workers, if any run, never take the check's jobs.
+        """
+        redis_url = self.redis_url.rsplit("/", 1)[0] + "/1"
+        Redis.from_url(redis_url).flushdb()
+        messages = self.folder / f"check-{time.time_ns()}.jsonl"
+        env = self.env(REDIS_URL=redis_url, MESSAGES_FILE=str(messages), SMS_JOB=job)
+        started = [start_worker(redis_url, env=env, wait=False) for _ in range(workers)]
+        services: list[Service] = list(started)
+        try:
+            receiver, base = start_receiver(redis_url, env=env)
+            services.append(receiver)
+            connection = Redis.from_url(redis_url)
+            for worker in started:
+                worker.wait_until(partial(_registered, connection, worker.worker_name), timeout=20)
+        except BaseException:
+            for service in services:
+                service.stop()
+            raise
+        return {"url": base + "/webhooks/inbound-sms", "redis_url": redis_url, "messages_file": messages,
+                "services": services}
+
+    def tunnel(self, url: str) -> Endpoint:
+        """A public URL to the receiver at `url` with pyngrok, or the local URL and why (see workshop.tunnel).
+
+        The ngrok authtoken is the one setting a lab takes from a `.env`: it is the learner's, not the lesson's.
+        """
+        from dotenv import dotenv_values, find_dotenv
+
+        token = os.environ.get("NGROK_AUTHTOKEN") or dotenv_values(find_dotenv(usecwd=True)).get("NGROK_AUTHTOKEN")
+        if token:
+            os.environ["NGROK_AUTHTOKEN"] = token
+        return open_tunnel(urlsplit(url).port or 80)
 
     def serve(self, app) -> str:
         """Serve a Flask app from a thread; return its base URL."""
