@@ -4,7 +4,8 @@
 pyngrok starts it exactly as it starts the real agent (`start --none --log stdout
 ...`), reads its log lines and calls its local API. Its "public" URL is a proxy on
 127.0.0.1 that forwards to the tunnelled port, so requests really flow through it.
-The authtokens "invalid" and "busy" make it fail as ngrok does (ERR_NGROK_105, 108).
+An authtoken starting "invalid", and "busy", make it fail as ngrok does (ERR_NGROK_105, 108).
+Like ngrok, it adds X-Forwarded-For, X-Forwarded-Proto and X-Forwarded-Host to what it forwards.
 """
 import http.client
 import json
@@ -25,6 +26,10 @@ def forwarder(upstream_port):
             body = self.rfile.read(int(self.headers.get("Content-Length") or 0))
             conn = http.client.HTTPConnection("127.0.0.1", upstream_port, timeout=10)
             headers = {k: v for k, v in self.headers.items() if k.lower() != "host"}
+            # As ngrok does: append the client's address and the scheme, and say which host was asked for.
+            for name, value in (("X-Forwarded-For", self.client_address[0]), ("X-Forwarded-Proto", "http")):
+                headers[name] = f"{self.headers[name]}, {value}" if self.headers.get(name) else value
+            headers["X-Forwarded-Host"] = self.headers.get("X-Forwarded-Host") or self.headers.get("Host", "")
             conn.request(self.command, self.path, body=body, headers=headers)
             answer = conn.getresponse()
             data = answer.read()
@@ -48,9 +53,11 @@ def forwarder(upstream_port):
 
 def main(argv):
     token = argv[argv.index("--authtoken") + 1] if "--authtoken" in argv else ""
-    if token == "invalid":
-        log("eror", "session closing", err="authentication failed: The authtoken you specified is not valid. "
-            "ERR_NGROK_105")
+    if token.startswith("invalid"):  # ngrok's own words, which repeat the token
+        log("eror", "session closing", err="authentication failed: The authtoken you specified does not look "
+            f"like a proper ngrok tunnel authtoken.\\nYour authtoken: {token}\\nInstructions to install your "
+            "authtoken are on your ngrok dashboard:\\nhttps://dashboard.ngrok.com/get-started/your-authtoken"
+            "\\r\\n\\r\\nERR_NGROK_105\\r\\n")
         return 1
     if token == "busy":
         log("eror", "session closing", err="Your account is limited to 1 simultaneous ngrok agent sessions. "

@@ -6,10 +6,12 @@ import time
 from pathlib import Path
 
 import pytest
+import requests
 from pyngrok import conf, installer, ngrok
 from pyngrok.exception import PyngrokNgrokInstallError
+from redis import Redis
 
-from workshop import tunnel
+from workshop import inspector, tunnel
 from workshop.sender import deliver, make_sms
 
 STANDIN = Path(__file__).with_name("standin_ngrok.py")
@@ -88,3 +90,20 @@ def test_a_tunnel_through_pyngrok_reaches_the_receiver_and_is_reused(standin_age
     assert len(ngrok.get_tunnels()) == 1
     tunnel.close_tunnels()
     assert ngrok.process._current_processes == {}
+
+
+def test_the_inspector_refuses_the_public_url(standin_agent, monkeypatch, live):
+    """Through the tunnel every request comes from 127.0.0.1, as ngrok's agent runs here: only the
+    X-Forwarded-For header it adds tells a visitor from the internet apart."""
+    monkeypatch.setenv("NGROK_AUTHTOKEN", "good-token")
+    endpoint = tunnel.open_tunnel(int(live["base"].rsplit(":", 1)[1]))
+    assert endpoint.public_url, endpoint.describe()
+    assert deliver(endpoint.webhook_url, make_sms("from afar")).status == 204  # webhooks still arrive
+    local = requests.get(live["base"] + "/inspect", timeout=5)
+    assert local.status_code == 200 and "/webhooks/inbound-sms" in local.text
+    entry = inspector.recent(Redis.from_url(live["env"]["REDIS_URL"]))[0]
+    assert entry["headers"]["X-Forwarded-For"] == "127.0.0.1"  # the agent said where it came from
+    for answer in (requests.get(endpoint.public_url + "/inspect", timeout=5),
+                   requests.get(f"{endpoint.public_url}/inspect/{entry['id']}?format=json", timeout=5),
+                   requests.post(f"{endpoint.public_url}/inspect/{entry['id']}/replay", timeout=5)):
+        assert answer.status_code == 403 and "only on this machine" in answer.json()["error"], answer.text

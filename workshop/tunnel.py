@@ -11,6 +11,7 @@ falls back to the local URL within seconds: everything else works offline.
 from __future__ import annotations
 
 import atexit
+import logging
 import os
 import threading
 from dataclasses import dataclass
@@ -19,6 +20,13 @@ from pathlib import Path
 from solutions.receiver import INBOUND_PATH
 
 OPEN_TIMEOUT = 20.0
+
+# pyngrok logs every line the agent prints, and ngrok's error lines can repeat the authtoken
+# ("Your authtoken: ..."); Python would print them to the terminal. Every failure is told in
+# a sentence of our own instead (explain() below).
+_pyngrok_log = logging.getLogger("pyngrok")
+_pyngrok_log.addHandler(logging.NullHandler())
+_pyngrok_log.propagate = False
 
 # ngrok's error codes that attendees meet, with what they mean and what to do.
 KNOWN_ERRORS = {
