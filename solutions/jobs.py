@@ -1,8 +1,9 @@
 """The job functions workers run: process later, at least once, in any order.
 
 `process_message` is the plain job: it records every message.
-`process_signed_message` is the secure job: it checks the signature first and
-records only messages that pass, logging each rejection with its reason.
+`process_signed_message` is the secure job: it checks the signature first (the
+`sig` of the SMS API, the JWT of the Messages API) and records only messages
+that pass, logging each rejection with its reason.
 Both are idempotent: a message processed twice is written once. A job's one
 argument is a *delivery* (see `solutions.intake.new_delivery`), not RQ's Job.
 """
@@ -15,7 +16,7 @@ from redis import Redis
 from redis.client import Pipeline
 from rq import get_current_job
 
-from solutions import intake
+from solutions import intake, messages_api
 from solutions.settings import Settings, load_settings
 from solutions.signatures import InvalidSignature, verify
 from solutions.store import MessageStore
@@ -44,6 +45,8 @@ def to_record(delivery: dict) -> dict:
     }
     if "concat-ref" in payload:
         record["concat"] = {k: payload.get(f"concat-{k}") for k in ("ref", "part", "total")}
+    if delivery.get("event") == messages_api.EVENT:
+        record["api"] = "messages"
     return record
 
 
@@ -101,12 +104,29 @@ def check_signature(delivery: dict, connection: Redis, settings: Settings) -> No
                 raise ReplayedNonce("the nonce was already used by another message")
 
 
+def check_token(delivery: dict, connection: Redis, settings: Settings) -> None:
+    """Verify a Messages API message: its JWT against the raw body, its age when received, its jti used once.
+
+    Raises an InvalidSignature subclass that says what is wrong, or RuntimeError
+    when there is no secret to check with.
+    """
+    if not settings.signature_secret:
+        raise RuntimeError("SIGNATURE_SECRET is not set: the secure job cannot check signatures")
+    payload = delivery["payload"]
+    received = datetime.fromisoformat(delivery["receivedAt"]).timestamp()
+    # The same delivery run again (a retry, a sweep) is not a replay of its jti.
+    first_use = messages_api.first_use_in_redis(connection, NONCE_TTL, owner=delivery["deliveryId"])
+    messages_api.verify(payload.get("token"), payload.get("raw", "").encode("utf-8"), settings.signature_secret,
+                        now=received, first_use=first_use)
+
+
 def process_signed_message(delivery: dict) -> str:
     """Record a message once if its signature is good. Returns 'written', 'duplicate' or 'rejected'."""
     settings = load_settings()
     connection = _connection(settings)
+    check = check_token if delivery.get("event") == messages_api.EVENT else check_signature
     try:
-        check_signature(delivery, connection, settings)
+        check(delivery, connection, settings)
     except InvalidSignature as error:
         message_id = delivery["payload"].get("messageId")
         log.warning("rejected message %s: %s", message_id, error)

@@ -29,6 +29,7 @@ from solutions.signatures import InvalidSignature, SignatureMismatch, StaleTimes
 if TYPE_CHECKING:
     from redis import Redis
 
+EVENT = "inbound-message"  # the event of a Messages API delivery, beside the SMS API's "inbound-sms"
 DEFAULT_MAX_AGE = 300  # seconds a token may be old
 DEFAULT_SKEW = 30  # seconds a token may claim to come from the future (clocks differ)
 BASE64URL = re.compile(r"[A-Za-z0-9_-]*")
@@ -169,7 +170,7 @@ def first_use_in_redis(redis: Redis, ttl: int = 2 * DEFAULT_MAX_AGE, owner: str 
     run again after a crash is not taken for a replay.
     """
     def first_use(jti: str) -> bool:
-        key = f"jti:{jti}"
+        key = f"sms:jti:{jti}"
         return bool(redis.set(key, owner, nx=True, ex=ttl)) or redis.get(key) in (owner, owner.encode())
     return first_use
 
@@ -194,8 +195,12 @@ def inbound_fields(body: bytes) -> dict[str, str]:
     Raises BadPayload (a ValueError) with a short reason when the body is not an inbound message.
     """
     try:
-        message = json.loads(body)
-    except (UnicodeDecodeError, ValueError):
+        message = json.loads(body.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise BadPayload("the body is not valid UTF-8") from None
+    except RecursionError:
+        raise BadPayload("the JSON is nested too deeply") from None
+    except ValueError:
         raise BadPayload("the body is not valid JSON") from None
     if not isinstance(message, dict):
         raise BadPayload(f"the JSON body must be an object, not {type(message).__name__}")

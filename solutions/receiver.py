@@ -5,6 +5,8 @@
 
 Every message is recorded in Redis and queued before the answer, 204. When
 Redis cannot store it, the answer is 503 so that the sender tries again.
+Vonage's SMS API posts to /webhooks/inbound-sms, its Messages API to
+/webhooks/inbound-message (JSON, with a JWT the worker checks).
 """
 from __future__ import annotations
 
@@ -16,12 +18,13 @@ from redis.backoff import NoBackoff
 from redis.retry import Retry
 from werkzeug.exceptions import HTTPException
 
-from solutions import intake
+from solutions import intake, messages_api
 from solutions.payloads import BadPayload, from_request
 from solutions.settings import load_settings
 
 bp = Blueprint("receiver", __name__)
 INBOUND_PATH = "/webhooks/inbound-sms"
+MESSAGES_PATH = "/webhooks/inbound-message"
 
 
 def connect(url: str, timeout: float = 0.8) -> Redis:
@@ -38,11 +41,39 @@ def inbound_sms():
         payload = from_request(request)
     except BadPayload as error:
         return jsonify(error=str(error)), error.status
-    delivery = intake.new_delivery(payload)
+    return _store_then_acknowledge(intake.new_delivery(payload))
+
+
+@bp.post(MESSAGES_PATH)
+def inbound_message():
+    """Accept one Messages API inbound message: keep its raw body and its token, store them, then answer 204.
+
+    The worker checks the token against these exact bytes. A callback without a token gets 503:
+    Vonage's docs say an unsigned one follows an internal error, and that a 5xx makes Vonage send
+    it again, signed.
+    """
+    try:
+        token = messages_api.bearer_token(request.headers.get("Authorization"))
+    except messages_api.MissingToken as error:
+        current_app.logger.warning("unsigned Messages API callback: answered 503, so that Vonage sends it again")
+        return jsonify(error=f"{error}; send it again, signed"), 503, {"Retry-After": "5"}
+    if request.mimetype != "application/json" and not request.mimetype.endswith("+json"):
+        return jsonify(error=f"unsupported content type {request.mimetype!r}: the Messages API sends JSON"), 415
+    raw = request.get_data(cache=True)  # raises 413 past MAX_CONTENT_LENGTH
+    try:
+        fields = messages_api.inbound_fields(raw)
+    except BadPayload as error:
+        return jsonify(error=str(error)), error.status
+    payload = {**fields, "token": token, "raw": raw.decode("utf-8")}
+    return _store_then_acknowledge(intake.new_delivery(payload, event=messages_api.EVENT))
+
+
+def _store_then_acknowledge(delivery: dict):
+    """Record the delivery and queue its job, then answer 204; 503 when Redis cannot store it."""
     try:
         new = intake.accept(current_app.extensions["sms_queue"], delivery, current_app.config["SMS_JOB"])
     except RedisError:
-        current_app.logger.warning("could not store message %s: Redis did not answer", payload["messageId"])
+        current_app.logger.warning("could not store message %s: Redis did not answer", delivery["payload"]["messageId"])
         return jsonify(error="could not store the message; try again"), 503, {"Retry-After": "5"}
     return "", 204, {"X-Delivery-Id": delivery["deliveryId"], "X-Duplicate": "no" if new else "yes"}
 

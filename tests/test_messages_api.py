@@ -274,14 +274,14 @@ def test_a_refused_token_does_not_use_up_its_jti():
 def test_first_use_in_redis_is_set_nx_with_a_ttl_and_lets_the_same_owner_run_again(redis):
     first_use = first_use_in_redis(redis, ttl=600, owner="delivery-1")
     assert first_use("abc") is True
-    assert 0 < redis.ttl("jti:abc") <= 600
+    assert 0 < redis.ttl("sms:jti:abc") <= 600
     assert first_use("abc") is True  # the same delivery, processed again after a crash
     assert first_use_in_redis(redis, ttl=600, owner="delivery-2")("abc") is False
     token = sign(INBOUND, SECRET, iat=NOW, jti="r-1")
     verify(token, INBOUND, SECRET, now=NOW, first_use=first_use_in_redis(redis, owner="d1"))
     with pytest.raises(ReplayedToken):
         verify(token, INBOUND, SECRET, now=NOW, first_use=first_use_in_redis(redis, owner="d2"))
-    assert first_use_in_redis(redis)("x") is True and 0 < redis.ttl("jti:x") <= 2 * DEFAULT_MAX_AGE
+    assert first_use_in_redis(redis)("x") is True and 0 < redis.ttl("sms:jti:x") <= 2 * DEFAULT_MAX_AGE
 
 
 # An unsigned callback -----------------------------------------------------------------------------------
@@ -316,7 +316,9 @@ def test_inbound_fields_of_a_messages_api_inbound_sms():
 
 
 @pytest.mark.parametrize("body,status,reason", [
-    (b"not json", 400, "not valid JSON"), (b"\xff", 400, "not valid JSON"), (b"[1]", 400, "object"),
+    (b"not json", 400, "not valid JSON"), (b"\xff", 400, "not valid UTF-8"), (b"[1]", 400, "object"),
+    ('{"message_uuid": "u", "from": "44", "text": "hi"}'.encode("utf-16"), 400, "not valid UTF-8"),
+    (b"[" * 60_000, 400, "nested too deeply"),
     (b'{"from": "44", "text": "hi"}', 422, "message_uuid"), (b'{"message_uuid": "u", "text": "hi"}', 422, "from"),
     (b'{"message_uuid": "u", "from": "44"}', 422, "text"), (b'{"message_uuid": 7, "from": "44", "text": "x"}', 422,
                                                             "message_uuid"),

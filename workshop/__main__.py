@@ -43,7 +43,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     redis_url = load_settings().redis_url
     try:
-        run_worker(redis_url, args.worker_class, name=args.name, burst=args.burst)
+        run_worker(redis_url, args.worker_class, name=args.name, burst=args.burst, sweep=not args.no_sweep)
     except RedisError:
         print(unreachable(redis_url), file=sys.stderr)
         return 1
@@ -56,19 +56,24 @@ def cmd_send(args: argparse.Namespace) -> int:
 
     settings = load_settings()
     secret = settings.signature_secret
-    messages = [sender.make_sms(args.text) for _ in range(args.count)]
-    if secret and not args.unsigned:
-        messages = [sender.signed(m, secret, settings.signature_method) for m in messages]
-    if args.forged:
-        messages = [sender.forged(m) for m in messages]
-    if args.stale:
-        if not secret:
-            print("--stale needs SIGNATURE_SECRET (a stale message is a signed one).", file=sys.stderr)
-            return 2
-        messages = [sender.stale(m, secret, settings.signature_method) for m in messages]
+    if args.stale and not secret:
+        print("--stale needs SIGNATURE_SECRET (a stale message is a signed one).", file=sys.stderr)
+        return 2
+    if args.api == "messages":  # JSON with a JWT, to /webhooks/inbound-message
+        messages = [sender.messages_api_request(sender.make_inbound_message(args.text), "" if args.unsigned else secret,
+                                                forged=args.forged, stale=args.stale) for _ in range(args.count)]
+    else:
+        messages = [sender.make_sms(args.text) for _ in range(args.count)]
+        if secret and not args.unsigned:
+            messages = [sender.signed(m, secret, settings.signature_method) for m in messages]
+        if args.forged:
+            messages = [sender.forged(m) for m in messages]
+        if args.stale:
+            messages = [sender.stale(m, secret, settings.signature_method) for m in messages]
     messages = [m for m in messages for _ in range(args.duplicate)]
     try:
-        results = sender.send_many(args.url, messages, concurrency=args.concurrency, style=args.style,
+        results = sender.send_many(args.url, messages, concurrency=args.concurrency,
+                                   style="messages" if args.api == "messages" else args.style,
                                    max_attempts=args.max_attempts)
     except KeyboardInterrupt:
         print("\nStopped by Ctrl+C.", file=sys.stderr, flush=True)
@@ -181,7 +186,7 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     if unknown:
         print(f"Unknown scenario {', '.join(unknown)}: choose from {', '.join(SCENARIOS)}.", file=sys.stderr)
         return 2
-    return run_chaos(args.scenario or None)
+    return run_chaos(args.scenario or None, protections=args.protections)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -235,8 +240,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=int, default=PROCESSES, help=f"gunicorn worker processes (default {PROCESSES})")
     p.add_argument("--server", choices=SERVERS, default=None,
                    help="default: gunicorn on Linux and macOS, waitress on Windows")
-    p.add_argument("--app", choices=["kit", "naive", "push", "bare", "inline"], default="kit",
-                   help="which receiver: the kit's (default), or one it is measured against")
+    p.add_argument("--app", choices=["kit", "naive", "push", "bare", "inline", "ack-first"], default="kit",
+                   help="which receiver: the kit's (default), one it is measured against, or ack-first "
+                        "(answers 204 before it stores: workshop/unprotected.py)")
     p.set_defaults(func=cmd_receiver)
 
     p = sub.add_parser("worker", help="run a worker on the 'sms' queue")
@@ -244,13 +250,20 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RQ worker class (default: simple, which works everywhere)")
     p.add_argument("--burst", action="store_true", help="stop when the queue is empty")
     p.add_argument("--name", default=None, help="the worker's name in RQ (default: a random one)")
+    p.add_argument("--no-sweep", action="store_true",
+                   help="without the Sweeper, to watch what it saves: a job a killed worker held stays lost")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("send", help="send test SMS webhooks, as Vonage would")
-    p.add_argument("--url", required=True, help="the receiver's webhook URL")
+    p.add_argument("--url", required=True,
+                   help="the receiver's webhook URL: .../webhooks/inbound-sms, or .../webhooks/inbound-message "
+                        "with --api messages")
+    p.add_argument("--api", choices=["sms", "messages"], default="sms",
+                   help="Vonage's SMS API (fields signed with sig; the default) or its Messages API (JSON and a JWT)")
     p.add_argument("--count", type=int, default=1)
     p.add_argument("--concurrency", type=int, default=4)
-    p.add_argument("--style", choices=["get", "form", "json", "mixed"], default="form")
+    p.add_argument("--style", choices=["get", "form", "json", "mixed"], default="form",
+                   help="how SMS API messages are sent (the Messages API always posts JSON)")
     p.add_argument("--text", default=None, help="the text (default: random words)")
     p.add_argument("--unsigned", action="store_true", help="do not sign, even if SIGNATURE_SECRET is set")
     p.add_argument("--forged", action="store_true", help="tamper with the text after signing")
@@ -262,6 +275,9 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("chaos", help="kill workers and Redis, send duplicates and junk: show nothing is lost")
     p.add_argument("scenario", nargs="*", metavar="SCENARIO",
                    help=f"which scenarios, of {', '.join(SCENARIOS)} (default: all)")
+    p.add_argument("--protections", choices=["on", "off", "both"], default="on",
+                   help="on (default); off: the receiver answers before it stores, the job appends without "
+                        "checking, workers do not sweep; both: off, then on, then the two side by side")
     p.set_defaults(func=cmd_chaos)
 
     p = sub.add_parser("bench", help="measure acknowledgement speed and worker drain rates; save a plot")

@@ -1,11 +1,15 @@
 """A stand-in for Vonage: make realistic inbound SMS, sign them and deliver them.
 
+Both of Vonage's formats: the SMS API's fields, signed with `sig`, and the
+Messages API's JSON body with a JWT in the Authorization header.
+
 Like Vonage, the sender re-sends a message until it gets a 2xx (here bounded, with
 backoff), so delivery is at least once. It also makes the bad cases the workshop
 needs: forged, stale and duplicate messages.
 """
 from __future__ import annotations
 
+import json
 import queue
 import random
 import threading
@@ -18,6 +22,7 @@ from datetime import datetime, timezone
 import requests
 from tqdm.auto import tqdm
 
+from solutions import messages_api
 from solutions.signatures import sign
 
 STYLES = ("get", "form", "json")
@@ -97,6 +102,7 @@ def deliver(url: str, fields: dict[str, str], style: str = "form", *, session: r
             max_attempts: int = 8, backoff: float = 0.25, max_backoff: float = 4.0, timeout: float = 10.0) -> Delivery:
     """Send one message by GET, POST form or POST JSON; re-send on 5xx, 429 or no answer.
 
+    Style "messages" posts a Messages API request (see `messages_api_request`) as Vonage does.
     A 4xx other than 429 is final: sending the same bytes again cannot help.
     """
     http = session or requests.Session()
@@ -110,6 +116,9 @@ def deliver(url: str, fields: dict[str, str], style: str = "form", *, session: r
                 response = http.get(url, params=fields, timeout=timeout)
             elif style == "json":
                 response = http.post(url, json=fields, timeout=timeout)
+            elif style == "messages":
+                response = http.post(url, data=fields["body"].encode("utf-8"), headers=_messages_headers(fields),
+                                     timeout=timeout)
             else:
                 response = http.post(url, data=fields, timeout=timeout)
             status = response.status_code
@@ -164,3 +173,40 @@ def send_many(url: str, messages: list[dict[str, str]], *, concurrency: int = 8,
             if on_delivery is not None:
                 on_delivery(delivery)
     return results  # type: ignore[return-value]
+
+
+def make_inbound_message(text: str | None = None, msisdn: str | None = None, to: str = "447700900000") -> dict:
+    """One Messages API inbound SMS, with the fields Vonage sends to /webhooks/inbound-message."""
+    text = text if text is not None else " ".join(random.choices(WORDS, k=random.randint(1, 6)))
+    return {
+        "channel": "sms",
+        "message_uuid": str(uuid.uuid4()),
+        "to": to,
+        "from": msisdn or f"4477009{random.randint(0, 99999):05d}",
+        "timestamp": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "text": text,
+        "message_type": "text",
+        "sms": {"num_messages": "1", "keyword": (text.split() or [""])[0].upper()},
+        "usage": {"currency": "EUR", "price": "0.0057"},
+    }
+
+
+def messages_api_request(message: dict, secret: str, *, forged: bool = False, stale: bool = False,
+                         age: int = 3600) -> dict[str, str]:
+    """What to post for one Messages API message: its raw JSON body, and the token Vonage makes for it.
+
+    No `secret`: no token (an unsigned callback). `forged`: the text changed after signing.
+    `stale`: a token issued `age` seconds ago.
+    """
+    body = json.dumps(message).encode("utf-8")
+    token = messages_api.sign(body, secret, iat=int(time.time()) - age if stale else None) if secret else ""
+    if forged:
+        body = json.dumps({**message, "text": message.get("text", "") + " (send me your password)"}).encode("utf-8")
+    return {"messageId": message["message_uuid"], "body": body.decode("utf-8"), "token": token}
+
+
+def _messages_headers(request: dict[str, str]) -> dict[str, str]:
+    headers = {"Content-Type": "application/json"}
+    if request.get("token"):
+        headers["Authorization"] = f"Bearer {request['token']}"
+    return headers
