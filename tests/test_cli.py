@@ -27,8 +27,9 @@ def test_demo_runs_to_its_end_offline_and_stops_everything(tmp_path):
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "All good: every signed message processed exactly once" in out
-    assert "written to the file  24 messages, 0 written twice" in out
+    assert "written to the file  28 messages (24 SMS API, 4 Messages API), 0 written twice" in out
     assert "the signature does not match" in out and "s old; at most 300 s allowed" in out
+    assert "payload_hash differs" in out and "s ago; at most 300 s allowed" in out
     assert out.rstrip().endswith("Stopping what the demo started... done.")
 
 
@@ -70,8 +71,8 @@ def test_the_choices_offered_are_the_receivers_and_worker_classes_there_are():
 
 def test_rqs_own_worker_command_processes_the_kits_jobs(live, redis, tmp_path):
     """`rq worker sms` works too: the jobs are plain importable functions."""
-    from workshop.sender import make_sms, send_many, signed
     from tests.conftest import SECRET
+    from workshop.sender import make_sms, send_many, signed
 
     for service in live["workers"]:
         service.stop()

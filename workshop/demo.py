@@ -1,8 +1,9 @@
 """`python -m workshop demo`: the whole pipeline, live, on this machine, offline.
 
 Starts Redis, the receiver and workers; sends a burst of signed test SMS plus a
-forged, a stale and some duplicate ones; shows what was acknowledged, queued,
-processed and rejected while it happens; then stops everything it started.
+forged, a stale and some duplicate ones, in both of Vonage's formats (the SMS
+API's and the Messages API's); shows what was acknowledged, queued, processed
+and rejected while it happens; then stops everything it started.
 """
 from __future__ import annotations
 
@@ -17,9 +18,10 @@ from redis import Redis
 
 from solutions import intake
 from solutions.intake import STATS
+from solutions.jobs import REJECTED
+from solutions.receiver import MESSAGES_PATH
 from solutions.settings import load_settings
 from solutions.store import read_messages
-from solutions.jobs import REJECTED
 from solutions.worker import WORKER_CLASSES, choose_worker_class
 from workshop import sender
 from workshop.services import RUN_DIR
@@ -55,6 +57,14 @@ def build_messages(count: int, secret: str, method: str) -> tuple[list[dict], di
     return good + bad + repeats, {"good": len(good), "bad": len(bad), "repeats": len(repeats)}
 
 
+def build_inbound_messages(count: int, secret: str) -> tuple[list[dict], dict[str, int]]:
+    """Messages API traffic: JWT-signed inbound SMS, a forged and a stale one, and a re-delivery."""
+    good = [sender.messages_api_request(sender.make_inbound_message(), secret) for _ in range(count)]
+    bad = [sender.messages_api_request(sender.make_inbound_message("forged"), secret, forged=True),
+           sender.messages_api_request(sender.make_inbound_message("stale"), secret, stale=True)]
+    return good + bad + good[:1], {"good": len(good), "bad": len(bad), "repeats": 1}
+
+
 def _counter(connection: Redis, name: str) -> int:
     return int(connection.hget(STATS, name) or 0)
 
@@ -81,21 +91,27 @@ def run_demo(count: int = 60, workers: int = 2, forever: bool = False, timeout: 
         connection = stack.redis
         base_counts = {k: _counter(connection, k) for k in ("written", "duplicate", "rejected")}
         traffic, plan = build_messages(count, secret, method)
+        inbound, inbound_plan = build_inbound_messages(max(2, count // 6), secret)
         print(f"Sending {plan['good']} signed SMS (one of them in 3 parts), 1 forged, 1 stale, "
-              f"and {plan['repeats']} re-deliveries, by GET, POST form and POST JSON...\n")
+              f"and {plan['repeats']} re-deliveries, by GET, POST form and POST JSON;\n"
+              f"and through the Messages API, {inbound_plan['good']} JWT-signed inbound SMS, 1 forged, 1 stale, "
+              f"and 1 re-delivery...\n")
+        plan = {key: plan[key] + inbound_plan[key] for key in plan}
 
         results: list[sender.Delivery] = []
         done = threading.Event()
 
         def send() -> None:
             results.extend(sender.send_many(endpoint.webhook_url, traffic, concurrency=8, progress=False))
+            results.extend(sender.send_many((endpoint.public_url or endpoint.local_url) + MESSAGES_PATH, inbound,
+                                            concurrency=8, style="messages", progress=False))
             done.set()
 
         threading.Thread(target=send, daemon=True).start()
         queue = intake.get_queue(connection)
         deadline = time.monotonic() + timeout
         while True:
-            snap = _snapshot(connection, queue, base_counts, results, len(traffic))
+            snap = _snapshot(connection, queue, base_counts, results, len(traffic) + len(inbound))
             _show(snap)
             finished = done.is_set() and snap.queued == 0 and snap.pending == 0
             if not forever and (finished or time.monotonic() > deadline):
@@ -142,7 +158,9 @@ def _summary(snap: Snapshot, plan: dict[str, int], results: list, messages_file,
     p50 = fastest[len(fastest) // 2] * 1000 if fastest else 0
     print("\nSummary")
     print(f"  acknowledged         {snap.acknowledged} of {len(results)} deliveries (median {p50:.0f} ms)")
-    print(f"  written to the file  {len(messages)} messages, {len(ids) - len(set(ids))} written twice")
+    through_messages_api = sum(m.get("api") == "messages" for m in messages)
+    print(f"  written to the file  {len(messages)} messages ({len(messages) - through_messages_api} SMS API, "
+          f"{through_messages_api} Messages API), {len(ids) - len(set(ids))} written twice")
     print(f"  duplicates           {snap.duplicates} suppressed (re-deliveries answered 204, stored once)")
     print(f"  rejected             {snap.rejected}:")
     for reason in rejected:

@@ -119,7 +119,8 @@ def check_port(port: int = RECEIVER_PORT) -> Result:
 
 
 def check_round_trip() -> Result:
-    """A signed message through a real receiver, queue and worker."""
+    """A signed message in each of Vonage's formats (SMS API, Messages API) through a real receiver, queue, worker."""
+    from solutions.receiver import MESSAGES_PATH
     from solutions.store import read_messages
     from workshop import sender
     from workshop.redis_server import RedisServer
@@ -136,16 +137,19 @@ def check_round_trip() -> Result:
         things.append(receiver)
         things.append(start_worker(server.url, env=env))
         sms = sender.signed(sender.make_sms("doctor"), "doctor-check", "sha256")
-        delivery = sender.deliver(base + "/webhooks/inbound-sms", sms, max_attempts=2)
-        if not delivery.ok:
-            return Result("round trip", FAIL, f"the receiver answered {delivery.status}", "see the receiver log in "
-                          f"{tempfile.gettempdir()}/webhooks-workshop")
-        while time.monotonic() - started < 20 and not read_messages(messages):
+        message = sender.messages_api_request(sender.make_inbound_message("doctor"), "doctor-check")
+        for delivery in (sender.deliver(base + "/webhooks/inbound-sms", sms, max_attempts=2),
+                         sender.deliver(base + MESSAGES_PATH, message, "messages", max_attempts=2)):
+            if not delivery.ok:
+                return Result("round trip", FAIL, f"the receiver answered {delivery.status}", "see the receiver log "
+                              f"in {tempfile.gettempdir()}/webhooks-workshop")
+        while time.monotonic() - started < 20 and len(read_messages(messages)) < 2:
             time.sleep(0.1)
-        if not read_messages(messages):
-            return Result("round trip", FAIL, "the worker did not process the message in 20 s",
+        if len(read_messages(messages)) < 2:
+            return Result("round trip", FAIL, "the worker did not process both messages in 20 s",
                           "see workshop/guide/troubleshooting.md (worker)")
-        return Result("round trip", OK, f"receiver → queue → worker → file in {time.monotonic() - started:.1f} s")
+        return Result("round trip", OK, f"receiver → queue → worker → file in {time.monotonic() - started:.1f} s "
+                      "(SMS API and Messages API)")
     except Exception as error:
         return Result("round trip", FAIL, str(error).splitlines()[0], "see workshop/guide/troubleshooting.md")
     finally:
