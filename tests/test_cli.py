@@ -2,11 +2,14 @@
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
 import sys
 import time
+import uuid
+from pathlib import Path
 
 import pytest
 
@@ -20,10 +23,41 @@ def run(*args: str, env: dict | None = None, timeout: float = 180) -> subprocess
                           timeout=timeout, env={**os.environ, **(env or {})})
 
 
+README = Path(__file__).parent.parent / "README.md"
+
+
+def readme_commands() -> dict[str, tuple[str, str]]:
+    """The README's table of the kit's commands: {command: (its usage as written, its description)}."""
+    section = README.read_text(encoding="utf-8").split("## The kit's commands", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([^`]+)` \| (.*) \|$", section, re.MULTILINE)
+    return {usage.split()[0]: (usage, description) for usage, description in rows}
+
+
+def parser_commands() -> dict:
+    """The subcommands `python -m workshop` has: {name: its argparse parser}."""
+    from workshop.__main__ import build_parser
+
+    return dict(next(a for a in build_parser()._actions if a.dest == "command").choices)
+
+
+def started_by(tag: str) -> list[str]:
+    """The processes still running that a command run with WORKSHOP_TEST_TAG=`tag` started (Linux /proc)."""
+    found = []
+    for proc in Path("/proc").glob("[0-9]*"):
+        try:
+            if f"WORKSHOP_TEST_TAG={tag}".encode() in (proc / "environ").read_bytes().split(b"\0"):
+                found.append(f"{proc.name}: " + (proc / "cmdline").read_bytes().replace(b"\0", b" ").decode())
+        except OSError:
+            continue
+    return found
+
+
 @pytest.mark.slow
 def test_demo_runs_to_its_end_offline_and_stops_everything(tmp_path):
-    env = {"REDIS_URL": "", "SIGNATURE_SECRET": "", "NO_PROXY": "*"}
+    tag = uuid.uuid4().hex
+    env = {"REDIS_URL": "", "SIGNATURE_SECRET": "", "NO_PROXY": "*", "WORKSHOP_TEST_TAG": tag}
     result = run("demo", "--count", "24", env=env)
+    left = started_by(tag)  # at once: their lifelines would stop them a moment later, but the demo must itself
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "All good: every signed message processed exactly once" in out
@@ -31,6 +65,8 @@ def test_demo_runs_to_its_end_offline_and_stops_everything(tmp_path):
     assert "the signature does not match" in out and "s old; at most 300 s allowed" in out
     assert "payload_hash differs" in out and "s ago; at most 300 s allowed" in out
     assert out.rstrip().endswith("Stopping what the demo started... done.")
+    assert "  redis     " in out and "  workers   2 x SimpleWorker" in out  # it did start them
+    assert left == [], f"the demo left these running: {left}"
 
 
 def test_send_delivers_signed_duplicate_and_forged_messages(live, redis):
@@ -51,10 +87,10 @@ def test_send_reports_what_was_not_acknowledged(tmp_path):
     assert "0 acknowledged" in result.stdout and "last answer none" in result.stdout
 
 
-def test_help_lists_every_command():
-    out = run("--help").stdout
-    for command in ("demo", "redis", "receiver", "worker", "send", "doctor", "tunnel", "inspect", "replay"):
-        assert command in out
+def test_help_lists_every_command_and_the_readme_table_lists_the_same_commands():
+    listed = re.findall(r"^    (\w+)", run("--help").stdout, re.MULTILINE)
+    assert sorted(listed) == sorted(parser_commands())
+    assert sorted(readme_commands()) == sorted(parser_commands()), "README.md's table of commands and the CLI differ"
 
 
 def test_the_choices_offered_are_the_receivers_and_worker_classes_there_are():
