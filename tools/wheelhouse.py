@@ -20,24 +20,24 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 PYTHONS = ("3.10", "3.11", "3.12", "3.13")
-# glibc 2.28 or newer (Ubuntu 20.04, Debian 10, RHEL 8 and later); every Apple Silicon Mac; macOS 12 on Intel.
-MANYLINUX = [f"manylinux_2_{minor}" for minor in range(28, 16, -1)] + ["manylinux2014"]
-PLATFORMS = {
-    "linux-x86_64": ([f"{tag}_x86_64" for tag in MANYLINUX],
-                     {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
-                      "platform_machine": "x86_64"}),
-    "linux-aarch64": ([f"{tag}_aarch64" for tag in MANYLINUX],
-                      {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix",
-                       "platform_machine": "aarch64"}),
-    "macos-arm64": (["macosx_11_0_arm64"],
-                    {"sys_platform": "darwin", "platform_system": "Darwin", "os_name": "posix",
-                     "platform_machine": "arm64"}),
-    "macos-x86_64": (["macosx_12_0_x86_64"],
-                     {"sys_platform": "darwin", "platform_system": "Darwin", "os_name": "posix",
-                      "platform_machine": "x86_64"}),
-    "windows-amd64": (["win_amd64"],
-                      {"sys_platform": "win32", "platform_system": "Windows", "os_name": "nt",
-                       "platform_machine": "AMD64"}),
+
+
+def manylinux(glibc: int, arch: str) -> list[str]:
+    return [f"manylinux_2_{minor}_{arch}" for minor in range(glibc, 16, -1)] + [f"manylinux2014_{arch}"]
+
+
+LINUX = {"sys_platform": "linux", "platform_system": "Linux", "os_name": "posix"}
+MACOS = {"sys_platform": "darwin", "platform_system": "Darwin", "os_name": "posix"}
+# Each platform's tags, for two machines: an up-to-date one (so that it gets the wheels pip picks there online)
+# and the oldest supported: glibc 2.28 (Ubuntu 20.04, Debian 10, RHEL 8), any Apple Silicon Mac, macOS 12 on Intel.
+PLATFORMS: dict[str, tuple[list[list[str]], dict[str, str]]] = {
+    "linux-x86_64": ([manylinux(34, "x86_64"), manylinux(28, "x86_64")], {**LINUX, "platform_machine": "x86_64"}),
+    "linux-aarch64": ([manylinux(34, "aarch64"), manylinux(28, "aarch64")],
+                      {**LINUX, "platform_machine": "aarch64"}),
+    "macos-arm64": ([["macosx_15_0_arm64"], ["macosx_11_0_arm64"]], {**MACOS, "platform_machine": "arm64"}),
+    "macos-x86_64": ([["macosx_15_0_x86_64"], ["macosx_12_0_x86_64"]], {**MACOS, "platform_machine": "x86_64"}),
+    "windows-amd64": ([["win_amd64"]], {"sys_platform": "win32", "platform_system": "Windows", "os_name": "nt",
+                                        "platform_machine": "AMD64"}),
 }
 # pip for the first upgrade; setuptools and wheel build the kit itself and any sdist below.
 TOOLS = ["pip", "setuptools", "wheel"]
@@ -61,18 +61,19 @@ def pip_as(environment: dict[str, str], args: list[str]) -> int:
     return main(args)
 
 
-def download(platform: str, python: str, requirements: list[str], dest: Path) -> tuple[int, str]:
-    """pip download for one platform and Python; (exit code, pip's error output)."""
+def download(tags: list[str], environment: dict[str, str], requirements: list[str], dest: Path) -> tuple[int, str]:
+    """pip download for one set of platform tags and one Python; (exit code, pip's error output)."""
+    python = environment["python_version"]
     abi = "cp" + python.replace(".", "")
     with tempfile.NamedTemporaryFile("w", suffix=".txt", delete=False) as file:
         file.write("\n".join(requirements) + "\n")
     args = ["download", "--quiet", "--progress-bar", "off", "--only-binary=:all:", "--dest", str(dest),
             "--python-version", python, "--implementation", "cp", "--abi", abi, "-r", file.name]
-    for tag in PLATFORMS[platform][0]:
+    for tag in tags:
         args += ["--platform", tag]
     here = str(Path(__file__).resolve().parent)
     code = f"import sys; sys.path.insert(0, {here!r}); from wheelhouse import pip_as; " \
-           f"sys.exit(pip_as({marker_environment(platform, python)!r}, {args!r}))"
+           f"sys.exit(pip_as({environment!r}, {args!r}))"
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
     Path(file.name).unlink()
     return result.returncode, result.stderr
@@ -110,22 +111,24 @@ def build(dest: Path, requirements_file: Path, platforms: list[str], pythons: li
     summary = []
     for platform in platforms:
         for python in pythons:
-            requirements, notes = list(pinned), []
-            while True:
-                code, errors = download(platform, python, requirements, dest)
-                if code == 0:
-                    break
-                missing = NOT_FOUND.search(errors)
-                name = name_of(missing.group(1)) if missing else ""
-                line = next((r for r in requirements if name_of(r) == name and r in pinned), None)
-                if line is None:
-                    last = [text for text in errors.strip().splitlines() if text.strip()][-1:]
-                    notes.append("FAILED: " + (f"no wheel of {name} (a dependency)" if name else " ".join(last)))
-                    break
-                if name not in sdists:
-                    sdists[name] = fetch_sdist(line, dest)
-                requirements = [r for r in requirements if r != line] + sdists[name]
-                notes.append(f"no wheel of {name}: its sdist is here, built on install (with a C compiler)")
+            requirements, notes = list(pinned), {}  # a dict keeps the notes in order, once each
+            environment = marker_environment(platform, python)
+            for tags in PLATFORMS[platform][0]:
+                while True:
+                    code, errors = download(tags, environment, requirements, dest)
+                    if code == 0:
+                        break
+                    missing = NOT_FOUND.search(errors)
+                    name = name_of(missing.group(1)) if missing else ""
+                    line = next((r for r in requirements if name_of(r) == name and r in pinned), None)
+                    if line is None:
+                        last = [text for text in errors.strip().splitlines() if text.strip()][-1:]
+                        notes["FAILED: " + (f"no wheel of {name} (a dependency)" if name else " ".join(last))] = 1
+                        break
+                    if name not in sdists:
+                        sdists[name] = fetch_sdist(line, dest)
+                    requirements = [r for r in requirements if r != line] + sdists[name]
+                    notes[f"no wheel of {name}: its sdist is here, built on install (with a C compiler)"] = 1
             summary.append(f"{platform} Python {python}: " + ("; ".join(notes) or "every wheel"))
             print(summary[-1], flush=True)
     return summary
