@@ -43,7 +43,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     redis_url = load_settings().redis_url
     try:
-        run_worker(redis_url, args.worker_class, name=args.name, burst=args.burst, sweep=not args.no_sweep)
+        run_worker(redis_url, args.worker_class, name=args.name, burst=args.burst)
     except RedisError:
         print(unreachable(redis_url), file=sys.stderr)
         return 1
@@ -186,7 +186,7 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     if unknown:
         print(f"Unknown scenario {', '.join(unknown)}: choose from {', '.join(SCENARIOS)}.", file=sys.stderr)
         return 2
-    return run_chaos(args.scenario or None, protections=args.protections)
+    return run_chaos(args.scenario or None)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -240,9 +240,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=int, default=PROCESSES, help=f"gunicorn worker processes (default {PROCESSES})")
     p.add_argument("--server", choices=SERVERS, default=None,
                    help="default: gunicorn on Linux and macOS, waitress on Windows")
-    p.add_argument("--app", choices=["kit", "naive", "push", "bare", "inline", "ack-first"], default="kit",
-                   help="which receiver: the kit's (default), one it is measured against, or ack-first "
-                        "(answers 204 before it stores: workshop/unprotected.py)")
+    p.add_argument("--app", choices=["kit", "naive", "push", "bare", "inline"], default="kit",
+                   help="which receiver: the kit's (default), or one it is measured against")
     p.set_defaults(func=cmd_receiver)
 
     p = sub.add_parser("worker", help="run a worker on the 'sms' queue")
@@ -250,8 +249,6 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RQ worker class (default: simple, which works everywhere)")
     p.add_argument("--burst", action="store_true", help="stop when the queue is empty")
     p.add_argument("--name", default=None, help="the worker's name in RQ (default: a random one)")
-    p.add_argument("--no-sweep", action="store_true",
-                   help="without the Sweeper, to watch what it saves: a job a killed worker held stays lost")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("send", help="send test SMS webhooks, as Vonage would")
@@ -275,9 +272,6 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("chaos", help="kill workers and Redis, send duplicates and junk: show nothing is lost")
     p.add_argument("scenario", nargs="*", metavar="SCENARIO",
                    help=f"which scenarios, of {', '.join(SCENARIOS)} (default: all)")
-    p.add_argument("--protections", choices=["on", "off", "both"], default="on",
-                   help="on (default); off: the receiver answers before it stores, the job appends without "
-                        "checking, workers do not sweep; both: off, then on, then the two side by side")
     p.set_defaults(func=cmd_chaos)
 
     p = sub.add_parser("bench", help="measure acknowledgement speed and worker drain rates; save a plot")
