@@ -1,18 +1,19 @@
 """Helpers for the notebooks: start what a lesson needs, check exercises, catch up.
 
-    from workshop.notebook import Lab, check, catch_up
+    from workshop.notebook import Lab, check, catch_up, show_reference
 
 A `Lab` starts Redis, receivers and workers in the background and stops them
 when the notebook calls `lab.stop()` or the kernel shuts down. Its settings are its
 own (`Lab.settings`): the processes it starts and this kernel never take them from
 a `.env` file, where a learner may keep a real SIGNATURE_SECRET. `check` gives
 friendly feedback on an exercise; `catch_up` loads the reference solution from
-`solutions/` when yours is not there yet.
+`solutions/` when yours is not there yet; `show_reference` prints it, to compare.
 """
 from __future__ import annotations
 
 import atexit
 import importlib
+import inspect
 import os
 import sys
 import tempfile
@@ -105,6 +106,21 @@ def check(yours: Any, path: str) -> None:
     print("✓ Well done: every check passed.")
 
 
+def show_reference(*paths: str) -> None:
+    """Print the source of the reference at each 'module:name' (e.g. 'solutions.intake:accept'), to compare.
+
+    A name may be dotted ('solutions.store:MessageStore.add'); a path without ':name' prints the whole module.
+    """
+    root = Path(__file__).resolve().parent.parent
+    for path in paths:
+        module, _, name = path.partition(":")
+        found = importlib.import_module(module)
+        for attribute in filter(None, name.split(".")):
+            found = getattr(found, attribute)
+        where = os.path.relpath(inspect.getsourcefile(found) or "?", root)
+        print(f"# {path.replace(':', '.')}, in {where}\n{inspect.getsource(found)}")
+
+
 def _registered(connection: Redis, worker_name: str) -> bool:
     return bool(connection.exists(f"rq:worker:{worker_name}"))
 
@@ -128,22 +144,24 @@ class Lab:
     def __init__(self, redis: bool = True) -> None:
         self._things: list[Any] = []
         self.redis_url = ""
+        self.redis_server: RedisServer | None = None  # a lesson may stop it and start it again
         if redis:
             server = RedisServer()  # always its own: a lesson must not touch another Redis
             self.redis_url = server.url
+            self.redis_server = server
             self._things.append(server)
         self.folder = Path(tempfile.mkdtemp(prefix="workshop-lab-"))
         # Every setting set, empty ones too: python-dotenv never overrides a variable that is set.
         self.settings = {"REDIS_URL": self.redis_url, "SIGNATURE_SECRET": "", "SIGNATURE_METHOD": "md5hash",
                          "MESSAGES_FILE": str(self.folder / "messages.jsonl"), "SMS_JOB": "", "INSPECTOR": "1"}
-        os.environ.update(self.settings)  # this kernel's load_settings() sees the lab's settings too
+        pass  # os.environ.update(self.settings)  # this kernel's load_settings() sees the lab's settings too
         checks.context.update(redis_url=self.redis_url, start_worker=self._check_worker,
-                              start_pipeline=self._check_pipeline)
+                              start_pipeline=self._check_pipeline, redis_server=self.redis_server)
         atexit.register(self.stop)
 
     def env(self, **extra: str) -> dict[str, str]:
         """Settings for the processes this lab starts: the lab's own, then `extra`."""
-        return {**self.settings, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
+        return {"REDIS_URL": self.redis_url, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
                 **extra}
 
     def receiver(self, app: str = "kit", **settings: str) -> str:
