@@ -154,14 +154,14 @@ class Lab:
         # Every setting set, empty ones too: python-dotenv never overrides a variable that is set.
         self.settings = {"REDIS_URL": self.redis_url, "SIGNATURE_SECRET": "", "SIGNATURE_METHOD": "md5hash",
                          "MESSAGES_FILE": str(self.folder / "messages.jsonl"), "SMS_JOB": "", "INSPECTOR": "1"}
-        pass  # os.environ.update(self.settings)  # this kernel's load_settings() sees the lab's settings too
+        os.environ.update(self.settings)  # this kernel's load_settings() sees the lab's settings too
         checks.context.update(redis_url=self.redis_url, start_worker=self._check_worker,
                               start_pipeline=self._check_pipeline, redis_server=self.redis_server)
         atexit.register(self.stop)
 
     def env(self, **extra: str) -> dict[str, str]:
         """Settings for the processes this lab starts: the lab's own, then `extra`."""
-        return {"REDIS_URL": self.redis_url, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
+        return {**self.settings, "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")]),
                 **extra}
 
     def receiver(self, app: str = "kit", **settings: str) -> str:
