@@ -110,3 +110,11 @@ def test_the_wheelhouse_evaluates_markers_for_the_target_not_this_machine():
     assert Marker('os_name == "nt"').evaluate(windows)
     mac = wheelhouse.marker_environment("macos-arm64", "3.13")
     assert Marker('platform_system == "Darwin" and python_version >= "3.11"').evaluate(mac)
+
+
+def test_the_email_and_the_troubleshooting_guide_give_the_day_before_and_the_usb_route():
+    guide = ROOT / "workshop" / "guide"
+    email = (guide / "pre-workshop-email.md").read_text()
+    assert "the day before" in email and "make doctor" in email and "USB" in email and "wheelhouse/" in email
+    troubleshooting = (guide / "troubleshooting.md").read_text()
+    assert "USB" in troubleshooting and "WHEELHOUSE=" in troubleshooting and "requirements-test.txt" in troubleshooting
