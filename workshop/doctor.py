@@ -18,7 +18,7 @@ from pathlib import Path
 OK, WARN, FAIL = "ok", "warning", "blocker"
 MARKS = {OK: "✔", WARN: "!", FAIL: "✘"}
 REQUIREMENTS = Path(__file__).resolve().parent.parent / "requirements.txt"
-RECEIVER_PORT = 5000
+RECEIVER_PORT = 5050  # the receiver's default (workshop.__main__.PORT): AirPlay takes 5000 on many Macs
 
 
 @dataclass
@@ -113,7 +113,7 @@ def check_port(port: int = RECEIVER_PORT) -> Result:
     if port_is_free(port):
         return Result("receiver port", OK, f"{port} is free")
     return Result("receiver port", WARN, f"port {port} is in use",
-                  "stop what listens there, or use another port (`python -m workshop receiver --port 5050`). "
+                  "stop what listens there, or use another port (`python -m workshop receiver --port 5051`). "
                   "On macOS, AirPlay Receiver takes port 5000: turn it off in System Settings > General > "
                   "AirDrop & Handoff")
 
