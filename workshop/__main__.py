@@ -8,6 +8,7 @@ import sys
 
 from workshop.server import PROCESSES, SERVERS, THREADS
 
+PORT = 5050  # the receiver's default port: macOS's AirPlay Receiver takes 5000
 SCENARIOS = ("kills", "redis", "duplicates", "hostile")  # workshop.chaos.SCENARIOS, named here to keep --help light
 
 
@@ -88,9 +89,10 @@ def cmd_send(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from workshop.demo import run_demo
+    from workshop.demo import SLOW_RATE, run_demo
 
-    return run_demo(count=args.count, workers=args.workers, forever=args.forever)
+    rate = args.rate or (SLOW_RATE if args.slow else None)
+    return run_demo(count=args.count, workers=args.workers, forever=args.forever, rate=rate)
 
 
 def cmd_doctor(args: argparse.Namespace) -> int:
@@ -165,7 +167,7 @@ def cmd_replay(args: argparse.Namespace) -> int:
     if entry is None:
         print(f"No kept request with id {args.id}: list them with `python -m workshop inspect`.", file=sys.stderr)
         return 1
-    base = args.url or f"http://{entry['headers'].get('Host', '127.0.0.1:5000')}"
+    base = args.url or f"http://{entry['headers'].get('Host', f'127.0.0.1:{PORT}')}"
     try:
         response = requests.request(entry["method"], base + entry["path"], params=entry["query"] or None,
                                     data=entry["body"].encode("utf-8"), headers=inspector.replay_headers(entry),
@@ -226,6 +228,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--count", type=int, default=60, help="signed messages in the burst (default 60)")
     p.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
     p.add_argument("--forever", action="store_true", help="keep running after the burst until Ctrl+C")
+    p.add_argument("--rate", type=float, default=None, metavar="N",
+                   help="messages per second (default: as fast as the senders go)")
+    p.add_argument("--slow", action="store_true", help="10 messages a second, so a room can watch the counters")
     p.set_defaults(func=cmd_demo)
 
     p = sub.add_parser("redis", help="start a Redis server whose data a second start keeps; print its REDIS_URL")
@@ -234,7 +239,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_redis)
 
     p = sub.add_parser("receiver", help="serve the receiver with a production WSGI server")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=int, default=PORT, help=f"default {PORT}")
     p.add_argument("--host", default="127.0.0.1")
     p.add_argument("--threads", type=int, default=THREADS, help=f"threads per process (default {THREADS})")
     p.add_argument("--processes", type=int, default=PROCESSES, help=f"gunicorn worker processes (default {PROCESSES})")
@@ -289,7 +294,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(func=cmd_doctor)
 
     p = sub.add_parser("tunnel", help="open a public URL to the receiver with ngrok (falls back to local)")
-    p.add_argument("--port", type=int, default=5000)
+    p.add_argument("--port", type=int, default=PORT, help=f"default {PORT}")
     p.set_defaults(func=cmd_tunnel)
 
     p = sub.add_parser("inspect", help="list the receiver's last requests, or show one")
