@@ -87,23 +87,30 @@ def _sign(sign) -> None:
 
 @checks("solutions.signatures:verify")
 def _verify(verify) -> None:
-    from solutions.signatures import InvalidSignature, sign
+    from solutions.signatures import MissingSignature, MissingTimestamp, SignatureMismatch, StaleTimestamp, sign
 
-    now = int(time.time())
-    good = {"messageId": "1", "text": "hi", "timestamp": str(now)}
-    good["sig"] = sign(good, "s3cret", "sha256")
-    verify(good, "s3cret", "sha256")
-    verify({**good, "sig": good["sig"].upper()}, "s3cret", "sha256")
-    old = {"messageId": "1", "text": "hi", "timestamp": str(now - 3600)}
-    old["sig"] = sign(old, "s3cret", "sha256")
-    bad = [({**good, "text": "tampered"}, "a tampered text"), ({k: v for k, v in good.items() if k != "sig"},
-           "a message without sig"), (old, "a message signed an hour ago")]
-    for params, what in bad:
-        try:
-            verify(params, "s3cret", "sha256")
-        except InvalidSignature:
-            continue
-        raise NotYet(f"verify() accepted {what}: it should raise an InvalidSignature subclass")
+    secret, method, now = "s3cret", "sha256", int(time.time())
+
+    def signed(**fields: str) -> dict[str, str]:
+        params = {"messageId": "1", "text": "hi", **fields}
+        return {**params, "sig": sign(params, secret, method)}
+
+    good = signed(timestamp=str(now))
+    accepts(lambda: verify(good, secret, method), "a message signed just now")
+    accepts(lambda: verify({**good, "sig": good["sig"].upper()}, secret, method), "the same, its sig in capitals")
+    accepts(lambda: verify(signed(timestamp=str(now - 7200)), secret, method, now=now - 7140),
+            "a message signed two hours ago and received a minute later (now= is the time of receipt)")
+    refuses(lambda: verify({**good, "text": "tampered"}, secret, method), SignatureMismatch, "a tampered text")
+    refuses(lambda: verify(good, "guessed", method), SignatureMismatch, "a good message checked with another secret")
+    refuses(lambda: verify({k: v for k, v in good.items() if k != "sig"}, secret, method), MissingSignature,
+            "a message without sig")
+    refuses(lambda: verify(signed(), secret, method), MissingTimestamp, "a signed message without a timestamp")
+    refuses(lambda: verify(signed(timestamp=str(now - 3600)), secret, method), StaleTimestamp,
+            "a message signed an hour ago")
+    refuses(lambda: verify(signed(timestamp=str(now + 3600)), secret, method), StaleTimestamp,
+            "a message whose timestamp is an hour in the future")
+    refuses(lambda: verify(signed(timestamp=str(now - 120)), secret, method, max_age=60), StaleTimestamp,
+            "a message two minutes old, with max_age=60")
 
 
 @checks("solutions.intake:enqueue")
@@ -355,3 +362,115 @@ def _jwt_callback(verify) -> None:
     accepts(lambda: verify(token, body, secret, now=now, skew=30, first_use=first_use), "a token's first use")
     refuses(lambda: verify(token, body, secret, now=now, skew=30, first_use=first_use), ReplayedToken,
             "the same token a second time (same jti)")
+
+
+ENDED = ("finished", "failed", "scheduled")  # scheduled: it failed, and RQ's Retry will run it again later
+
+
+def _ended(jobs: list, timeout: float = 20.0) -> None:
+    """Wait until every job has finished or failed, or time runs out."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and not all(j.get_status(refresh=True) in ENDED for j in jobs):
+        time.sleep(0.1)
+
+
+def _why_failed(job, services: list) -> str:
+    """The last line of a failed job's traceback: from RQ's result, or else from its worker's log."""
+    job.refresh()
+    result = job.latest_result()
+    text = (result.exc_string or "") if result is not None and job.get_status() == "failed" else ""
+    if not text and job.worker_name:
+        logs = [s.log_tail(40) for s in services if getattr(s, "worker_name", None) == job.worker_name]
+        text = logs[0] if logs else ""
+    last = [line for line in text.strip().splitlines() if line.strip()][-1:]
+    return " ".join(last).strip() or "(no traceback found)"
+
+
+@checks("solutions.multipart:process_part")
+def _multipart(func: str) -> None:
+    import json
+    import random
+
+    from redis import Redis
+    from rq.job import Job
+
+    from solutions import intake
+    from solutions.multipart import part_of
+    from solutions.store import read_messages
+    from workshop import sender
+
+    rng = random.Random()
+    words = ["pizza", "at", "eight", "bring", "the", "long", "list", "tonight"]
+    texts = [f"Message {n}: " + " ".join(rng.choices(words, k=50 + 25 * n)) for n in (1, 2, 3)]
+    messages = [sender.make_concat(text) for text in texts]
+    print(f"Checking: 3 long messages in {', '.join(str(len(m)) for m in messages)} parts, shuffled, some parts "
+          "twice, through a real receiver and two workers...", flush=True)
+    pipeline = context["start_pipeline"](func, workers=2)
+    redis = Redis.from_url(pipeline["redis_url"])
+
+    def deliver(parts: list[dict[str, str]]) -> None:
+        """Deliver `parts` at once through the real receiver; wait for the jobs the receiver queued for them."""
+        results = sender.send_many(pipeline["url"], parts, concurrency=8, style="mixed", progress=False)
+        if not all(r.ok for r in results):
+            raise NotYet(f"the receiver did not acknowledge every part: {[r.status for r in results]}")
+        ids = dict.fromkeys(intake.job_id(intake.delivery_id(p), 1) for p in parts)
+        jobs = [Job.fetch(job_id, connection=redis) for job_id in ids]
+        _ended(jobs)
+        for job in jobs:
+            if job.get_status() in ("failed", "scheduled"):
+                why = _why_failed(job, pipeline["services"])
+                hint = ": replace the `raise` with your code" if why.startswith("NotImplementedError") else ""
+                raise NotYet(f"the worker ran {func} on a part and it failed: {why}{hint}")
+        if not all(job.get_status() == "finished" for job in jobs):
+            raise NotYet(f"after 20 s, {sum(j.get_status() != 'finished' for j in jobs)} job(s) of {func} had not "
+                         "finished: does your function wait for something?")
+        if redis.zcard(intake.PENDING):
+            raise NotYet(f"{redis.zcard(intake.PENDING)} deliveries were processed but never settled: settle every "
+                         "part's delivery, the parts that only wait for the others too (a sweep would run them again)")
+
+    def lines_of(parts: list[dict[str, str]]) -> list[str]:
+        """The texts of the lines written for the message made of `parts`."""
+        ids = {p["messageId"] for p in parts}
+        return [m.get("text", "") for m in read_messages(pipeline["messages_file"]) if m.get("messageId") in ids]
+
+    def resent(part: dict[str, str]) -> dict[str, str]:  # stamped again: it gets past the check at the door
+        return {**part, "message-timestamp": "2030-01-01 00:00:00"}
+
+    try:
+        burst = [p for parts in messages for p in parts]
+        burst += [resent(p) for p in rng.sample(burst, 5)] + rng.sample(burst, 3)
+        rng.shuffle(burst)
+        deliver(burst)
+        for n, (text, parts) in enumerate(zip(texts, messages, strict=True), start=1):
+            order = ", ".join(p["concat-part"] for p in burst if p["messageId"] in {q["messageId"] for q in parts})
+            lines = lines_of(parts)
+            what = f"message {n} ({len(parts)} parts, delivered in the order {order})"
+            if not lines:
+                raise NotYet(f"{what} was never written: when every distinct part is kept, build the whole with "
+                             "whole_record(parts) and write it with store.add")
+            wrong = [line for line in lines if line != text]
+            if wrong:
+                hint = ("was it written before every part came? Count the distinct parts kept (a part delivered "
+                        "twice counts once), not the deliveries" if len(wrong[0]) < len(text) else
+                        "join the parts in the order of concat-part")
+                raise NotYet(f"{what} was written as {wrong[0][:60]!r}... ({len(wrong[0])} characters, the whole "
+                             f"message has {len(text)}): {hint}")
+            if len(lines) > 1:
+                raise NotYet(f"{what} was written {len(lines)} times: write it with store.add, which writes a "
+                             "messageId once, even when two workers try at the same moment")
+
+        deliver([resent(messages[0][1])])
+        expect(len(lines_of(messages[0])), 1, "part 2 of message 1 came again after the message was written: "
+               "lines in the file for message 1")
+
+        late = sender.make_concat("Message 4: " + "after a crash " * 30)
+        deliver(late[:-1])
+        key, number, _ = part_of(late[-1])
+        redis.hset(key, number, json.dumps(intake.new_delivery(late[-1])))  # what the run that died had done
+        deliver([late[-1]])
+        expect(len(lines_of(late)), 1, f"a worker kept the last part of message 4 ({number} of {len(late)}) and "
+               "died before writing the message; when that part came again, the message should have been written "
+               "(check whether the message is whole on every run, not only when the part is new): lines written")
+    finally:
+        for service in pipeline["services"]:
+            service.stop()
