@@ -10,6 +10,7 @@ new one. RQ itself waits out a Redis that is briefly away.
 from __future__ import annotations
 
 import sys
+from contextlib import nullcontext
 
 from redis import Redis
 from rq import SimpleWorker, SpawnWorker, Worker
@@ -49,16 +50,18 @@ def make_worker(connection: Redis, kind: str = "simple", *, name: str | None = N
     )
 
 
-def run_worker(redis_url: str, kind: str | None = None, *, name: str | None = None, burst: bool = False) -> None:
+def run_worker(redis_url: str, kind: str | None = None, *, name: str | None = None, burst: bool = False,
+               sweep: bool = True) -> None:
     """Run a worker and its Sweeper until Ctrl+C or SIGTERM (with `burst`, until the queue is empty).
 
+    `sweep=False` runs it without the Sweeper, to watch what that loses (`python -m workshop chaos`).
     Raises redis.RedisError if Redis does not answer at the start.
     """
     kind, why = (kind, "asked for") if kind else choose_worker_class()
     connection = Redis.from_url(redis_url)
     connection.ping()
     worker = make_worker(connection, kind, name=name)
-    print(f"worker: {type(worker).__name__} on queue '{intake.QUEUE_NAME}' ({why}); Ctrl+C stops it",
-          file=sys.stderr, flush=True)
-    with Sweeper(worker):
+    print(f"worker: {type(worker).__name__} on queue '{intake.QUEUE_NAME}' ({why})"
+          f"{'' if sweep else ', without the Sweeper'}; Ctrl+C stops it", file=sys.stderr, flush=True)
+    with Sweeper(worker) if sweep else nullcontext():
         worker.work(burst=burst, with_scheduler=True, logging_level="WARNING")

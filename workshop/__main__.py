@@ -44,7 +44,7 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
     redis_url = load_settings().redis_url
     try:
-        run_worker(redis_url, args.worker_class, name=args.name, burst=args.burst)
+        run_worker(redis_url, args.worker_class, name=args.name, burst=args.burst, sweep=not args.no_sweep)
     except RedisError:
         print(unreachable(redis_url), file=sys.stderr)
         return 1
@@ -188,7 +188,7 @@ def cmd_chaos(args: argparse.Namespace) -> int:
     if unknown:
         print(f"Unknown scenario {', '.join(unknown)}: choose from {', '.join(SCENARIOS)}.", file=sys.stderr)
         return 2
-    return run_chaos(args.scenario or None)
+    return run_chaos(args.scenario or None, protections=args.protections)
 
 
 def cmd_bench(args: argparse.Namespace) -> int:
@@ -245,8 +245,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--processes", type=int, default=PROCESSES, help=f"gunicorn worker processes (default {PROCESSES})")
     p.add_argument("--server", choices=SERVERS, default=None,
                    help="default: gunicorn on Linux and macOS, waitress on Windows")
-    p.add_argument("--app", choices=["kit", "naive", "push", "bare", "inline"], default="kit",
-                   help="which receiver: the kit's (default), or one it is measured against")
+    p.add_argument("--app", choices=["kit", "naive", "push", "bare", "inline", "ack-first"], default="kit",
+                   help="which receiver: the kit's (default), one it is measured against, or ack-first "
+                        "(answers 204 before it stores: workshop/unprotected.py)")
     p.set_defaults(func=cmd_receiver)
 
     p = sub.add_parser("worker", help="run a worker on the 'sms' queue")
@@ -254,6 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="RQ worker class (default: simple, which works everywhere)")
     p.add_argument("--burst", action="store_true", help="stop when the queue is empty")
     p.add_argument("--name", default=None, help="the worker's name in RQ (default: a random one)")
+    p.add_argument("--no-sweep", action="store_true",
+                   help="without the Sweeper, to watch what it saves: a job a killed worker held stays lost")
     p.set_defaults(func=cmd_worker)
 
     p = sub.add_parser("send", help="send test SMS webhooks, as Vonage would")
@@ -274,9 +277,14 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-attempts", type=int, default=8, help="tries per message before giving up (default 8)")
     p.set_defaults(func=cmd_send)
 
-    p = sub.add_parser("chaos", help="kill workers and Redis, send duplicates and junk: show nothing is lost")
+    p = sub.add_parser("chaos", help="kill workers and Redis, send duplicates and junk: show nothing is lost "
+                                     "(with --protections off, what is)")
     p.add_argument("scenario", nargs="*", metavar="SCENARIO",
                    help=f"which scenarios, of {', '.join(SCENARIOS)} (default: all)")
+    p.add_argument("--protections", choices=["on", "off", "both"], default="on",
+                   help="on (default); off: each scenario with the protection it tests turned off (no "
+                        "de-duplication, no sweep, a receiver that answers 204 before it stores); both: off, "
+                        "then on, then the two side by side")
     p.set_defaults(func=cmd_chaos)
 
     p = sub.add_parser("bench", help="measure acknowledgement speed and worker drain rates; save a plot")

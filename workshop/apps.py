@@ -1,6 +1,6 @@
 """The receivers the kit can serve, by name: the kit's own, and those it is measured against.
 
-    python -m workshop receiver --app kit|naive|push|bare|inline
+    python -m workshop receiver --app kit|naive|push|bare|inline|ack-first
 """
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ from solutions.receiver import INBOUND_PATH, connect, create_app
 from solutions.settings import env_flag, load_settings
 from workshop import inspector
 from workshop.inline_receiver import create_inline_app
+from workshop.unprotected import create_ack_first_app
 
 
 def create_kit_app() -> Flask:
@@ -74,5 +75,5 @@ def create_push_app() -> Flask:
 
 APPS: dict[str, Callable[[], Flask]] = {
     "kit": create_kit_app, "naive": create_naive_app, "push": create_push_app, "bare": create_bare_app,
-    "inline": create_inline_app,
+    "inline": create_inline_app, "ack-first": create_ack_first_app,
 }

@@ -149,13 +149,14 @@ class WorkerService(Service):
 
 
 def start_worker(redis_url: str, kind: str | None = None, env: dict[str, str] | None = None,
-                 wait: bool = True) -> WorkerService:
+                 wait: bool = True, sweep: bool = True) -> WorkerService:
     """Run one kit worker (`python -m workshop worker`) in the background.
 
-    With `wait`, return once the worker has registered with RQ.
+    With `wait`, return once the worker has registered with RQ. `sweep=False`: without its Sweeper.
     """
     name = f"kit-{uuid.uuid4().hex[:8]}"
     argv = [sys.executable, "-m", "workshop", "worker", "--name", name] + (["--class", kind] if kind else [])
+    argv += [] if sweep else ["--no-sweep"]
     service = WorkerService(name, argv, {"REDIS_URL": redis_url, **(env or {})})
     if wait:
         connection = Redis.from_url(redis_url)

@@ -20,12 +20,13 @@ class Stack:
 
     def __init__(self, workers: int = 2, *, secret: str, method: str = "sha256", private_redis: bool = True,
                  worker_class: str | None = None, folder: str | Path | None = None,
-                 env: dict[str, str] | None = None) -> None:
+                 env: dict[str, str] | None = None, app: str = "kit", sweep: bool = True) -> None:
         self.folder = Path(folder or tempfile.mkdtemp(prefix="workshop-stack-"))
         self.messages_file = self.folder / "messages.jsonl"
         self.env = {"SIGNATURE_SECRET": secret, "SIGNATURE_METHOD": method,
                     "MESSAGES_FILE": str(self.messages_file), **(env or {})}
         self.worker_class = worker_class
+        self.sweep = sweep  # False: workers without the Sweeper (workshop.chaos with its protections off)
         self.redis_server: RedisServer | None = None
         self.supervisor: Supervisor | None = None
         self.receiver: Service | None = None
@@ -36,7 +37,7 @@ class Stack:
             else:
                 self.redis_url, self.redis_server = ensure_redis()
             self.redis = Redis.from_url(self.redis_url)
-            self.receiver, self.base_url = start_receiver(self.redis_url, env=self.env)
+            self.receiver, self.base_url = start_receiver(self.redis_url, env=self.env, app=app)
             self.url = self.base_url + INBOUND_PATH
             self.supervisor = Supervisor(self._start_worker, workers)
         except BaseException:
@@ -44,7 +45,7 @@ class Stack:
             raise
 
     def _start_worker(self, wait: bool) -> WorkerService:
-        return start_worker(self.redis_url, self.worker_class, env=self.env, wait=wait)
+        return start_worker(self.redis_url, self.worker_class, env=self.env, wait=wait, sweep=self.sweep)
 
     @property
     def workers(self) -> list[Service]:
