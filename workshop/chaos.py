@@ -465,6 +465,7 @@ def figure(off: list[Outcome], on: list[Outcome]) -> Figure:
             bars = ax.bar([x + shift for x in xs], heights, width=0.4, label=label, color=color)
             ax.bar_label(bars, padding=2)
         ax.set_xticks(list(xs), names, rotation=12)
+        ax.margins(y=0.15)  # room for the numbers above the bars
         ax.set_title(what)
         ax.grid(True, axis="y", alpha=0.3)
     axes[0].set_ylabel("messages")
