@@ -8,8 +8,10 @@ of the notebooks folder holding one, they behave exactly as without it.
 """
 from __future__ import annotations
 
+import os
 import re
 import shutil
+import sys
 import time
 from pathlib import Path
 
@@ -289,3 +291,32 @@ def test_a_learners_env_changes_nothing_in_10(with_env):
     text = _run_in(with_env, "10-capstone-any-order")
     assert text.count("written 1 time(s), whole and in order") == 5
     assert not (with_env / "my-messages.jsonl").exists()
+
+
+def test_the_labs_tunnel_takes_the_ngrok_token_from_the_learners_env_and_nothing_else(tmp_path, monkeypatch):
+    """06's tunnel: NGROK_AUTHTOKEN is the one setting a lab reads from .env (here one the agent refuses)."""
+    from pyngrok import conf, ngrok
+
+    from tests.test_tunnel import STANDIN
+    from workshop import tunnel
+
+    agent = tmp_path / "ngrok"
+    agent.write_text(f"#!/bin/sh\nexec {sys.executable} {STANDIN} \"$@\"\n")
+    agent.chmod(0o755)
+    (tmp_path / "ngrok.yml").write_text('version: "3"\nagent:\n  authtoken: ""\n')
+    monkeypatch.setattr(conf, "_default_pyngrok_config", conf.PyngrokConfig(
+        ngrok_path=str(agent), config_path=str(tmp_path / "ngrok.yml"), startup_timeout=10))
+    (tmp_path / ".env").write_text("NGROK_AUTHTOKEN=invalid-from-dotenv\nSIGNATURE_SECRET=not-for-the-lab\n")
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.delenv("NGROK_AUTHTOKEN", raising=False)
+    for name in ("REDIS_URL", "SIGNATURE_SECRET", "SIGNATURE_METHOD", "MESSAGES_FILE", "SMS_JOB", "INSPECTOR"):
+        monkeypatch.setenv(name, "")  # the Lab sets them: monkeypatch puts them back afterwards
+    lab = notebook.Lab(redis=False)
+    try:
+        endpoint = lab.tunnel("http://127.0.0.1:5050/webhooks/inbound-sms")
+    finally:
+        lab.stop()
+        tunnel.close_tunnels()
+        ngrok.kill()
+    assert endpoint.public_url is None and endpoint.reason == "the ngrok authtoken is not valid"
+    assert os.environ["SIGNATURE_SECRET"] == "", "the lab's own settings, not the learner's"
