@@ -1,6 +1,8 @@
 """solutions.intake: store, then acknowledge, through RQ's public API (real Redis)."""
 from __future__ import annotations
 
+import re
+
 import pytest
 from redis import ResponseError as RedisResponseError
 from rq.job import Job, JobStatus
@@ -70,3 +72,29 @@ def test_settle_removes_the_delivery_from_the_record(queue, redis):
         intake.settle(pipe, delivery["deliveryId"])
         pipe.execute()
     assert redis.zcard(intake.PENDING) == 0 and redis.hlen(intake.PAYLOADS) == 0 and redis.hlen(intake.ATTEMPTS) == 0
+
+
+def test_delivery_id_keeps_a_readable_message_id_and_a_short_digest():
+    assert re.fullmatch(r"AB_c9-[0-9a-f]{12}", intake.delivery_id({"messageId": "AB.c9", "text": "x"}))
+    assert intake.delivery_id({"messageId": "M" * 60, "text": "x"}).rsplit("-", 1)[0] == "M" * 40
+    assert intake.delivery_id({"text": "no id"}).startswith("none-")
+
+
+def test_a_delivery_without_a_text_has_an_empty_one():
+    assert intake.new_delivery({"messageId": "1"})["text"] == ""
+
+
+def test_the_job_keeps_its_result_ten_minutes_and_its_failure_a_day(queue, redis):
+    delivery = intake.new_delivery({"text": "no id"})
+    intake.accept(queue, delivery)
+    job = Job.fetch(intake.job_id(delivery["deliveryId"], 1), connection=redis)
+    assert (job.result_ttl, job.failure_ttl, job.description) == (600, 24 * 3600, "SMS ?")
+
+
+def test_a_copy_that_passed_the_door_check_at_the_same_moment_is_told_apart(queue, redis, monkeypatch):
+    """Two copies checked at the door before either was stored: the transaction's SET NX says which came second."""
+    delivery = intake.new_delivery(make_sms("twice at once"))
+    assert intake.accept(queue, delivery) is True
+    monkeypatch.setattr(redis, "exists", lambda *keys: 0)  # this copy was checked before the first was stored
+    assert intake.accept(queue, delivery) is False
+    assert intake.SEEN_TTL - 5 < redis.ttl(intake.seen_key(delivery["deliveryId"])) <= intake.SEEN_TTL

@@ -133,8 +133,9 @@ def test_signing_string_drops_sig_sorts_by_code_point_and_replaces_separators():
 
 
 def test_unknown_method_is_a_clear_error():
-    with pytest.raises(ValueError, match="unknown signature method 'crc32'"):
+    with pytest.raises(ValueError) as caught:
         sign({"a": "1"}, "s", "crc32")
+    assert str(caught.value) == "unknown signature method 'crc32'; use one of md5hash, md5, sha1, sha256, sha512"
 
 
 def _signed(method="sha256", secret="s3cret", **fields):
@@ -166,6 +167,26 @@ def test_verify_errors_are_precise_and_share_one_base():
             verify(params, "s3cret", "sha256")
         assert isinstance(caught.value, InvalidSignature)
         assert "s3cret" not in str(caught.value)
+
+
+def test_each_rejection_says_what_is_wrong_in_plain_words():
+    """These reasons are what the worker logs and the demo shows for a rejected message."""
+    now = 1_700_000_000
+    good = _signed(timestamp=str(now))
+    cases = [
+        ({**good, "sig": ""}, {}, "the message has no sig field"),
+        ({**good, "sig": 12345}, {}, "the message has no sig field"),  # not text: not a signature
+        ({**good, "text": "tampered"}, {}, "the signature does not match the message"),
+        (_signed(timestamp="soon"), {}, "the message has no numeric timestamp field"),
+        (good, {"now": now + 301}, "the timestamp is 301 s old; at most 300 s allowed"),
+        (good, {"now": now - 400}, "the timestamp is 400 s in the future; at most 300 s allowed"),
+        (good, {"now": now + 1, "max_age": 0}, "the timestamp is 1 s old; at most 0 s allowed"),
+        (good, {"now": now - 1, "max_age": 0}, "the timestamp is 1 s in the future; at most 0 s allowed"),
+    ]
+    for params, options, reason in cases:
+        with pytest.raises(InvalidSignature) as caught:
+            verify(params, "s3cret", "sha256", **options)
+        assert str(caught.value) == reason
 
 
 def test_verify_with_wrong_secret_or_method_fails():

@@ -63,6 +63,46 @@ def test_a_torn_line_is_cut_off_and_the_message_written_whole(tmp_path, redis):
     assert [json.loads(line)["messageId"] for line in lines] == ["M1", "M2"]
 
 
+def test_whole_lines_a_crashed_writer_left_before_a_torn_one_are_kept_and_indexed(tmp_path, redis):
+    path = tmp_path / "m.jsonl"
+    MessageStore(path, redis).add(_record(1))
+    with open(path, "a") as f:  # a writer appended two lines and died in the middle of a third
+        f.write(json.dumps(_record(2)) + "\n" + json.dumps(_record(3)) + "\n" + json.dumps(_record(4))[:15])
+    store = MessageStore(path, redis)
+    assert store.add(_record(5)) is True  # catches up first, then appends after the whole lines
+    assert store.add(_record(3)) is False and store.add(_record(2)) is False
+    assert store.add(_record(4)) is True and store.add(_record(6)) is True
+    assert [json.loads(line)["messageId"] for line in path.read_text().splitlines()] == [
+        "M1", "M2", "M3", "M5", "M4", "M6"]
+
+
+def test_a_file_the_index_has_never_seen_is_indexed_from_its_first_line(tmp_path, redis):
+    """A new Redis (or one emptied) beside a messages file that already holds lines."""
+    path = tmp_path / "m.jsonl"
+    path.write_text("".join(json.dumps(_record(n)) + "\n" for n in (1, 2)))
+    store = MessageStore(path, redis)
+    assert store.add(_record(1)) is False and store.add(_record(2)) is False
+    assert store.add(_record(3)) is True
+    assert [m["messageId"] for m in read_messages(path)] == ["M1", "M2", "M3"]
+
+
+def test_each_file_has_its_own_index_its_own_lock_and_readable_utf8(tmp_path, redis):
+    first, second = tmp_path / "a" / "b" / "one.jsonl", tmp_path / "two.jsonl"  # a folder made on the way
+    assert MessageStore(first, redis).add(_record(1)) is True
+    assert MessageStore(second, redis).add(_record(2)) is True  # a line as long as the first file's
+    assert MessageStore(first, redis).add(_record(2)) is True  # written to one file is not written to the other
+    assert MessageStore(second, redis).add(_record(1)) is True
+    assert (tmp_path / "a" / "b" / "one.jsonl.lock").exists()  # beside the file, for every writer of it
+    assert "text 1 ✓" in first.read_bytes().decode("utf-8")  # as written, not \u escapes
+
+
+def test_reading_skips_a_line_that_is_not_json_and_goes_on(tmp_path):
+    path = tmp_path / "m.jsonl"
+    path.write_text(json.dumps(_record(1)) + "\n{torn\n" + json.dumps(_record(2)) + "\n", encoding="utf-8")
+    assert [m["messageId"] for m in read_messages(path)] == ["M1", "M2"]
+    assert read_messages(tmp_path / "absent.jsonl") == []
+
+
 def test_a_replaced_file_is_indexed_afresh(tmp_path, redis):
     path = tmp_path / "m.jsonl"
     store = MessageStore(path, redis)
