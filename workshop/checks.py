@@ -14,7 +14,7 @@ from typing import Any
 from flask import Flask, request
 
 CHECKS: dict[str, Callable[[Any], None]] = {}
-context: dict[str, Any] = {}  # what a Lab provides: redis_url, start_worker
+context: dict[str, Any] = {}  # what a Lab provides: redis_url, redis_server, start_worker, start_pipeline
 
 
 class NotYet(Exception):
@@ -113,51 +113,285 @@ def _verify(verify) -> None:
             "a message two minutes old, with max_age=60")
 
 
-@checks("solutions.intake:enqueue")
-def _enqueue(enqueue) -> None:
-    from redis import Redis
-    from rq import Queue
+def _check_url() -> str:
+    """The checks' own Redis database (1) on the lab's server: the lesson's queue never sees a check's jobs."""
+    return context["redis_url"].rsplit("/", 1)[0] + "/1"
 
-    queue = Queue(f"check-{uuid.uuid4().hex[:6]}", connection=Redis.from_url(context["redis_url"]))
-    job_data = {"event": "inbound-sms", "text": "hi", "payload": {"messageId": "1", "text": "hi"},
-                "receivedAt": "2026-01-01T00:00:00+00:00", "deliveryId": "1-check"}
+
+def _commands_during(url: str, call: Callable[[], Any]) -> tuple[Any, list[list[str]]]:
+    """Run `call()`; return what it returned and the commands Redis ran on `url`'s database meanwhile (MONITOR)."""
+    from redis import Redis
+
+    client = Redis.from_url(url, socket_timeout=5)
+    database = client.connection_pool.connection_kwargs.get("db", 0)
+    marker = f"check-done-{uuid.uuid4().hex}"
+    commands: list[list[str]] = []
+    with client.monitor() as monitor:
+        result = call()
+        client.echo(marker)
+        while True:
+            seen = monitor.next_command()
+            if marker in seen["command"]:
+                return result, commands
+            if seen.get("db") == database:
+                commands.append(seen["command"].split(" "))
+
+
+def _one_transaction(commands: list[list[str]]) -> None:
+    """Raise NotYet unless the seen mark, the pending record and the job were written in one MULTI ... EXEC."""
+    from solutions import intake
+
+    writes = {
+        "the seen mark": lambda c: c[0] in ("SET", "SETEX", "SETNX") and c[1].startswith(intake.seen_key("")),
+        "the pending record": lambda c: c[0] == "ZADD" and c[1] == intake.PENDING,
+        "the saved delivery": lambda c: c[0] in ("HSET", "HSETNX", "HMSET") and c[1] == intake.PAYLOADS,
+        "the job": lambda c: c[0] in ("RPUSH", "LPUSH") and c[1] == f"rq:queue:{intake.QUEUE_NAME}",
+    }
+    found: dict[str, int | None] = {}
+    transaction, count = None, 0
+    for command in commands:
+        name = command[0].upper()
+        if name == "MULTI":
+            count += 1
+            transaction = count
+        elif name in ("EXEC", "DISCARD"):
+            transaction = None
+        for what, matches in writes.items():
+            if len(command) > 1 and what not in found and matches([name, *command[1:]]):
+                found[what] = transaction
+    outside = [what for what in writes if found.get(what) is None]
+    if outside:
+        raise NotYet(f"{' and '.join(outside)} {'was' if len(outside) == 1 else 'were'} written outside the "
+                     "transaction: write the seen mark, the pending record and the job in ONE transaction "
+                     "(pipe = redis.pipeline(); pipe.multi(); ...; pipe.execute()), so that a crash between two "
+                     "of them cannot leave a message marked seen that has no job: its re-deliveries would be "
+                     "turned away, and it would never be processed")
+    if len(set(found.values())) > 1:
+        raise NotYet(f"the seen mark, the pending record and the job were written in {len(set(found.values()))} "
+                     "separate transactions: put them all in one, with one pipe.execute()")
+
+
+@checks("solutions.intake:accept")
+def _accept(accept) -> None:
+    import json
+
+    from redis import Redis, RedisError
+
+    from solutions import intake
+    from solutions.receiver import connect
+    from workshop.services import free_port
+
+    url = _check_url()
+    redis = Redis.from_url(url)
+    redis.flushdb()
+    queue = intake.get_queue(redis)
+    func = "solutions.jobs.process_message"
+    delivery = intake.new_delivery({"messageId": "CHECK-1", "msisdn": "447700900001", "text": "hello"})
+    did = delivery["deliveryId"]
     try:
-        job = enqueue(queue, job_data)
-        expect(queue.count, 1, "after enqueue(queue, job_data) the queue should hold one job")
-        expect(job.func_name, "solutions.jobs.process_message", "the job should call the worker function")
-        expect(job.args, (job_data,), "the job's one argument should be the job data")
+        try:
+            first, commands = _commands_during(url, lambda: accept(queue, delivery, func))
+        except RedisError as error:
+            if "WATCH" not in str(error):
+                raise
+            raise NotYet("RQ's enqueue joins a transaction only once it has started: call pipe.multi() right "
+                         "after pipe = redis.pipeline(), before the first command") from None
+        expect(first, True, "accept(queue, a new delivery, func) should return True")
+        seen = intake.seen_key(did)
+        if not redis.exists(seen):
+            raise NotYet(f"accept(queue, a new delivery, func) should mark the delivery as seen: {seen} is not set "
+                         "(pipe.set(seen_key(did), 1, nx=True, ex=SEEN_TTL))")
+        ttl = redis.ttl(seen)
+        if ttl < 24 * 3600:
+            raise NotYet("the seen mark should expire, but not before Vonage stops re-sending (24 h): set it with "
+                         f"ex=SEEN_TTL (48 h); yours {'never expires' if ttl < 0 else f'expires in {ttl} s'}")
+        if redis.zscore(intake.PENDING, did) is None:
+            raise NotYet("accept(...) should record the delivery as pending: its deliveryId is not in "
+                         f"{intake.PENDING} (pipe.zadd(PENDING, {{did: time.time()}}))")
+        saved = redis.hget(intake.PAYLOADS, did)
+        if saved is None or json.loads(saved) != {"func": func, "delivery": delivery}:
+            raise NotYet(f"{intake.PAYLOADS} should keep what to queue again if the job is lost, under the deliveryId: "
+                         "json.dumps({'func': func, 'delivery': delivery}); it holds "
+                         f"{saved.decode()[:80] if saved else None!r}")
+        expect(queue.count, 1, "accept(queue, a new delivery, func) should queue one job: jobs in the queue")
+        job = queue.jobs[0]
+        expect(job.func_name, func, "the job should call `func`")
+        expect(tuple(job.args), (delivery,), "the job's one argument should be the delivery")
+        expect(job.id, intake.job_id(did, 1), "the job's id (queue it with enqueue(queue, delivery, func, "
+               "pipeline=pipe): it gives the job the id the sweep looks for)")
+        _one_transaction(commands)
+        again = accept(queue, delivery, func)
+        expect(queue.count, 1, "accept(queue, the same delivery again, func): a re-delivery should queue no second "
+               "job (ask whether it was seen first): jobs in the queue")
+        expect(again, False, "accept(queue, the same delivery again, func) should return False: it was seen before")
+        down = intake.get_queue(connect(f"redis://127.0.0.1:{free_port()}/1", timeout=0.5))
+        try:
+            got = accept(down, intake.new_delivery({"messageId": "CHECK-2", "text": "hi"}), func)
+        except RedisError:
+            return
+        raise NotYet(f"with Redis down, accept(...) returned {got!r}: let the RedisError through (do not catch it), "
+                     "so that the receiver answers 503 and the sender tries again")
     finally:
-        queue.delete(delete_jobs=True)
+        redis.flushdb()
+
+
+@checks("solutions.receiver:create_app")
+def _receiver(create_app) -> None:
+    import threading
+
+    import requests
+    from flask import got_request_exception
+    from redis import Redis, RedisError
+    from werkzeug.serving import WSGIRequestHandler, make_server
+
+    from solutions import intake
+    from workshop import sender
+    from workshop.services import free_port
+
+    class Quiet(WSGIRequestHandler):
+        def log_request(self, *args: Any) -> None:  # no line per request in the notebook
+            pass
+
+    print("Checking: your receiver on a real HTTP server, with this lab's Redis, which the check stops for a "
+          "moment and starts again...", flush=True)
+    url = _check_url()
+    redis = Redis.from_url(url)
+    redis.flushdb()
+    queue = intake.get_queue(redis)
+    app = create_app({"REDIS_URL": url, "SMS_JOB": "solutions.jobs.process_message"})
+    app.logger.disabled = True  # a 500's traceback is summed up in the check's message
+    raised: list[BaseException] = []
+    got_request_exception.connect(lambda sender, exception, **extra: raised.append(exception), app, weak=False)
+    http = make_server("127.0.0.1", free_port(), app, threaded=True, request_handler=Quiet)
+    threading.Thread(target=http.serve_forever, daemon=True).start()
+    hook = f"http://127.0.0.1:{http.server_port}/webhooks/inbound-sms"
+
+    def post(sms: dict[str, str]) -> requests.Response:
+        return requests.post(hook, data=sms, timeout=10)
+
+    sms = sender.make_sms("check: store, then acknowledge")
+    did = intake.delivery_id(sms)
+    try:
+        answer = post(sms)
+        if answer.status_code == 500 and raised and not isinstance(raised[0], RedisError):
+            if isinstance(raised[0], NotImplementedError):
+                raise NotImplementedError
+            raise NotYet(f"a good SMS (POST form) got 500: your view raised {type(raised[0]).__name__}: {raised[0]}")
+        if answer.status_code != 204:
+            raise NotYet(f"a good SMS (POST form) should be answered 204, got {answer.status_code} "
+                         f"{answer.text[:120]!r}")
+        stored = {"jobs queued": queue.count, "marked seen": bool(redis.exists(intake.seen_key(did))),
+                  "pending": redis.zscore(intake.PENDING, did) is not None}
+        if stored != {"jobs queued": 1, "marked seen": True, "pending": True}:
+            raise NotYet(f"your receiver answered 204, but by then the message was not stored and queued ({stored}): "
+                         "call accept(queue, delivery, job) first, and answer 204 only once it has returned")
+        expect(post(sms).status_code, 204, "the same SMS again (a re-delivery) should be answered 204 too, since it "
+               "is stored: the status")
+        expect(queue.count, 1, "a re-delivery should queue no second job: jobs in the queue")
+        later = sender.make_sms("check: sent while Redis is down")
+        raised.clear()
+        context["redis_server"].stop()
+        try:
+            down = post(later)
+        finally:
+            context["redis_server"].start()
+        if 200 <= down.status_code < 300:
+            raise NotYet(f"with Redis stopped, your receiver answered {down.status_code}: the sender will not send "
+                         "that message again, and it is lost. When accept(...) raises redis.RedisError, answer 503")
+        if down.status_code == 500 and any(isinstance(error, RedisError) for error in raised):
+            raise NotYet("with Redis stopped, your receiver answered 500: accept(...) raised redis.RedisError and "
+                         "nothing caught it. Catch it (try: ... except RedisError:) and answer 503, so that the "
+                         "sender tries again")
+        expect(down.status_code, 503, "with Redis stopped, the answer should be 503 (Service Unavailable), so that "
+               "the sender tries again: the status")
+        expect(post(later).status_code, 204, "once Redis was back, the sender's retry should be stored and answered "
+               "204: the status")
+        expect(queue.count, 2, "after the retry, jobs in the queue")
+    finally:
+        http.shutdown()
+        redis.flushdb()
 
 
 @checks("solutions.jobs:process_message")
 def _job_module(func: str) -> None:
+    import random
+    from collections import Counter
+
     from redis import Redis
-    from rq import Queue
+    from rq.job import Job
+    from rq.results import Result
 
+    from solutions import intake
     from solutions.store import read_messages
+    from workshop import sender
 
-    redis = Redis.from_url(context["redis_url"])
-    queue = Queue("sms", connection=redis)
-    payloads = [{"messageId": f"CHECK-{n}", "msisdn": "44", "text": f"check {n}"} for n in (1, 2, 1)]
-    jobs = [queue.enqueue(func, {"event": "inbound-sms", "text": p["text"], "payload": p,
-                                 "receivedAt": "2026-01-01T00:00:00+00:00", "deliveryId": f"chk{i}"})
-            for i, p in enumerate(payloads)]
-    worker, messages_file = context["start_worker"]()
+    rng = random.Random()
+    texts = ["see you at 8", "running late", "pizza tonight?", "yes", "thanks!", "stop"]
+    messages = [sender.make_sms(f"check {n}: {text}") for n, text in enumerate(texts, start=1)]
+    stamped = [{**m, "message-timestamp": "2030-01-01 00:00:00"} for m in rng.sample(messages, 4)]  # past the door
+    burst = messages + stamped + rng.sample(messages, 3)  # and three copies byte for byte: the door turns them away
+    rng.shuffle(burst)
+    print(f"Checking in real processes: a receiver and two workers; {len(messages)} messages delivered {len(burst)} "
+          "times at once, in any order, and two jobs queued again as the sweep does...", flush=True)
+    pipeline = context["start_pipeline"](func, workers=2)
+    redis = Redis.from_url(pipeline["redis_url"])
+    queue = intake.get_queue(redis)
     try:
+        answers = sender.send_many(pipeline["url"], burst, concurrency=8, style="form", progress=False)
+        if not all(a.ok for a in answers):
+            raise NotYet(f"the receiver did not acknowledge every delivery: {[a.status for a in answers]}")
+        dids = list(dict.fromkeys(intake.delivery_id(sms) for sms in burst))
+        jobs = [Job.fetch(intake.job_id(did, 1), connection=redis) for did in dids]
+        jobs += [intake.enqueue(queue, job.args[0], func, attempt=2) for job in rng.sample(jobs, 2)]
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and not all(j.get_status() in ("finished", "failed") for j in jobs):
-            time.sleep(0.2)
+        while time.monotonic() < deadline and not (
+                all(j.get_status(refresh=True) in ENDED for j in jobs)
+                and queue.count == 0 and queue.started_job_registry.count == 0):
+            time.sleep(0.1)
         for job in jobs:
-            if job.get_status() == "failed":
-                last = (job.latest_result().exc_string or "").strip().splitlines()[-1:]
-                raise NotYet(f"the worker ran {func} and it failed: {' '.join(last)}")
-        expect([j.return_value() for j in jobs], ["written", "written", "duplicate"],
-               "three jobs (CHECK-1, CHECK-2, then CHECK-1 again) should return")
-        expect(sorted(m["messageId"] for m in read_messages(messages_file)), ["CHECK-1", "CHECK-2"],
-               "the messages file should hold each message once")
+            if job.get_status() in ("failed", "scheduled"):
+                why = _why_failed(job, pipeline["services"])
+                hint = ": replace the `raise` with your code" if why.startswith("NotImplementedError") else ""
+                raise NotYet(f"the worker ran {func} and it failed: {why}{hint}")
+        if not all(job.get_status() == "finished" for job in jobs):
+            raise NotYet(f"after 20 s, {sum(j.get_status() != 'finished' for j in jobs)} job(s) of {func} had not "
+                         "finished: does your function wait for something?")
+        runs: dict[str, list] = {}  # messageId: what each run of the job returned
+        written: set[str] = set()  # deliveries a run wrote
+        for job in jobs:
+            for result in job.results():
+                if result.type == Result.Type.SUCCESSFUL:
+                    runs.setdefault(job.args[0]["payload"]["messageId"], []).append(result.return_value)
+                    if result.return_value == "written":
+                        written.add(job.args[0]["deliveryId"])
+        odd = [value for values in runs.values() for value in values if value not in ("written", "duplicate")]
+        if odd:
+            raise NotYet(f"your job returned {odd[0]!r}: return 'written' when it wrote the message, 'duplicate' when "
+                         "the message was written already")
+        lines = Counter(m.get("messageId") for m in read_messages(pipeline["messages_file"]))
+        for sms in messages:
+            mid, returned = sms["messageId"], runs.get(sms["messageId"], [])
+            if lines[mid] > 1:
+                raise NotYet(f"message {mid} is in the file {lines[mid]} times: it reached your job {len(returned)} "
+                             "times, some at the same moment in the two workers. Claim its messageId in one step "
+                             "before writing: redis.set(key, 1, nx=True) or redis.sadd(key, messageId) tell you "
+                             "whether you were first (key it on the messageId, which every copy of a message shares)")
+            if lines[mid] == 0:
+                raise NotYet(f"message {mid} was never written: it reached your job {len(returned)} times, and your "
+                             f"job returned {returned}")
+            if returned.count("written") != 1:
+                raise NotYet(f"message {mid} reached your job {len(returned)} times and is in the file once, but your "
+                             f"job returned {returned}: 'written' the one time it wrote it, 'duplicate' the others")
+        left = {raw.decode() for raw in redis.zrange(intake.PENDING, 0, -1)}
+        if left:
+            which = (": it settles the deliveries it writes, not the duplicates" if left.isdisjoint(written) else "")
+            raise NotYet(f"your job does not settle the pending record{which}. After every job finished, {len(left)} "
+                         f"of {len(dids)} deliveries are still pending, so the sweep would queue them again, every "
+                         "10 s, up to 5 times. Settle every delivery, written or duplicate: pipe = redis.pipeline(); "
+                         "intake.settle(pipe, delivery['deliveryId']); pipe.execute()")
     finally:
-        worker.stop()
+        for service in pipeline["services"]:
+            service.stop()
 
 
 def accepts(call: Callable[[], Any], what: str) -> Any:
