@@ -16,6 +16,7 @@ from redis import Redis
 from rq import SimpleWorker, SpawnWorker, Worker
 from rq.worker import BaseWorker
 
+import solutions.jobs  # noqa: F401  imported once here, so that a forking worker's every job need not import it
 from solutions import intake
 from solutions.sweeper import Sweeper
 
