@@ -60,8 +60,10 @@ def run_worker(redis_url: str, kind: str | None = None, *, name: str | None = No
     """
     kind, why = (kind, "asked for") if kind else choose_worker_class()
     connection = Redis.from_url(redis_url)
-    connection.ping()
     worker = make_worker(connection, kind, name=name)
+    # Only now: RQ has set the socket timeout for the connections made from here on above its blocking
+    # wait for a job. One made before (redis-py's default is 5 s) would time out that wait, and the worker quit.
+    connection.ping()
     print(f"worker: {type(worker).__name__} on queue '{intake.QUEUE_NAME}' ({why})"
           f"{'' if sweep else ', without the Sweeper'}; Ctrl+C stops it", file=sys.stderr, flush=True)
     with Sweeper(worker) if sweep else nullcontext():
