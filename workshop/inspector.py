@@ -227,10 +227,14 @@ def replay_headers(entry: dict) -> dict[str, str]:
 
 
 def replay(app: Flask, entry: dict) -> Response:
-    """Send a kept request through the receiver app again, as the provider would re-send it."""
+    """Send a kept request through the receiver app again, as the provider would re-send it.
+
+    The answer is read to its end and closed, as a server does, so that what the
+    receiver does after answering (`call_on_close`) runs too.
+    """
     with app.test_client() as client:
         return client.open(entry["path"], method=entry["method"], query_string=entry["query"],
-                           data=entry["body"].encode("utf-8"), headers=replay_headers(entry))
+                           data=entry["body"].encode("utf-8"), headers=replay_headers(entry), buffered=True)
 
 
 PAGE = """<!doctype html><html lang="en"><head><meta charset="utf-8"><title>{title}</title>
