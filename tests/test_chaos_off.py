@@ -56,7 +56,7 @@ def test_with_redis_away_the_ack_first_receiver_says_204_and_loses_it_the_kits_s
         delivery = sender.deliver(base + INBOUND_PATH, sender.make_sms("where did I go?"), max_attempts=1)
         assert delivery.status == status
         if app == "ack-first":
-            receiver.wait_until(lambda: "LOST message" in receiver.log_tail(40), timeout=10)
+            receiver.wait_until(lambda: "could not queue message" in receiver.log_tail(40), timeout=10)
             assert delivery.message_id in receiver.log_tail(40)
     except ServiceError:
         pytest.fail(f"the ack-first receiver never logged the message it lost:\n{receiver.log_tail()}")

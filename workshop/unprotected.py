@@ -44,15 +44,18 @@ def queue_after_answering(queue: Queue, delivery: dict, job: str) -> None:
         queue.enqueue_call(job, args=(delivery,), timeout=intake.JOB_TIMEOUT, result_ttl=600,
                            failure_ttl=24 * 3600, description=f"SMS {message_id}")
     except RedisError as error:
-        log.warning("LOST message %s: answered 204, then could not queue it (%s)", message_id, error)
+        log.warning("could not queue message %s: %s", message_id, error)
 
 
-def create_ack_first_app() -> Flask:
-    """A receiver that acknowledges before it stores. SMS_JOB names its job (default: `append_message`)."""
+def create_ack_first_app(config: dict | None = None) -> Flask:
+    """A receiver that acknowledges before it stores. `config` as for `solutions.receiver.create_app`:
+    REDIS_URL, and SMS_JOB, the job it queues (environment: SMS_JOB; default `append_message`).
+    """
     app = Flask(__name__)
-    queue = intake.get_queue(connect(load_settings().redis_url))
-    job = os.environ.get("SMS_JOB") or APPEND_JOB
-    logging.basicConfig(format="%(asctime)s %(name)s: %(message)s")
+    app.config.from_mapping(REDIS_URL=load_settings().redis_url, SMS_JOB=os.environ.get("SMS_JOB") or APPEND_JOB)
+    app.config.update(config or {})
+    queue = app.extensions["sms_queue"] = intake.get_queue(connect(app.config["REDIS_URL"]))
+    job = app.config["SMS_JOB"]
 
     @app.route(INBOUND_PATH, methods=["GET", "POST"])
     def inbound_sms():
