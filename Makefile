@@ -55,6 +55,12 @@ doctor: install
 screenshots: install-test
 	$(BIN)/python -m workshop screenshots
 
+# Mutation testing (mutmut) of solutions/ with the fast tests: each module's score and every surviving mutant.
+# A report, like the bench, not part of `make test` (about ten minutes). ONLY="store intake" mutates just those.
+.PHONY: mutation
+mutation: install-test
+	$(BIN)/python tools/mutation.py $(foreach module,$(ONLY),--only $(module))
+
 # Every wheel the attendee set needs, for Linux, macOS and Windows, Python 3.10 to 3.13, for USB sticks.
 wheelhouse: | $(BIN)/python
 	$(BIN)/python tools/wheelhouse.py --dest $(WHEELHOUSE)
