@@ -10,7 +10,7 @@ import pytest
 from workshop import notebook
 
 NOTEBOOKS = sorted((Path(__file__).parent.parent / "notebooks").glob("*.ipynb"))
-EXERCISE_NOTEBOOKS = {"01", "02", "03", "04", "05", "08", "10"}
+EXERCISE_NOTEBOOKS = {"01", "02", "03", "04", "05", "08", "09", "10"}
 
 
 def lifelines() -> set[int]:

@@ -708,3 +708,45 @@ def _multipart(func: str) -> None:
     finally:
         for service in pipeline["services"]:
             service.stop()
+
+
+@checks("desk_jobs:handle_sms")
+def _desk_job(job: str) -> None:
+    """Notebook 09: the job the help desk's receiver queues is one a real worker can import."""
+    import os
+    import tempfile
+
+    from redis import Redis
+    from rq import Queue
+
+    from workshop.services import start_worker
+
+    if not isinstance(job, str) or "." not in job.strip("."):
+        raise NotYet(f"SMS_JOB should be a job's dotted name, module.function (like 'solutions.jobs.process_message'); "
+                     f"got {job!r}")
+    print(f"Checking: a real worker process imports {job} and runs it...", flush=True)
+    url = _check_url()
+    redis = Redis.from_url(url)
+    redis.flushdb()
+    probe = Queue("sms", connection=redis).enqueue(job, {"event": "inbound-sms", "text": "check", "payload": {
+        "messageId": "CHECK-1", "text": "check"}, "receivedAt": "2026-01-01T00:00:00+00:00", "deliveryId": "check"})
+    env = {"MESSAGES_FILE": os.path.join(tempfile.mkdtemp(prefix="check-"), "messages.jsonl"),
+           "PYTHONPATH": os.pathsep.join([os.getcwd(), os.environ.get("PYTHONPATH", "")])}
+    worker = start_worker(url, env=env)
+    try:
+        deadline = time.monotonic() + 20
+        while probe.get_status() not in ("finished", "failed") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        result = probe.latest_result()
+        if result is None:
+            raise NotYet(f"the worker did not run {job} within 20 s")
+        last = (result.exc_string or "").strip().splitlines()[-1:]
+        if last and last[0].startswith(("ValueError: Invalid attribute name", "ModuleNotFoundError", "ImportError")):
+            module, _, name = job.rpartition(".")
+            raise NotYet(f"a real worker could not import {job} (RQ says: {last[0]}): is there a {module}.py in "
+                         f"this folder, with a function {name}?")
+    finally:
+        worker.stop()
+        redis.flushdb()
+    expect(job, "desk_jobs.handle_sms", f"a worker imports {job}, but the desk's job is handle_sms in desk_jobs.py: "
+           "SMS_JOB")
