@@ -1,7 +1,7 @@
 """The Flask receiver for inbound SMS webhooks: store, then acknowledge.
 
     flask --app solutions.receiver run          # for teaching
-    python -m workshop receiver --port 5000     # with a production server
+    python -m workshop receiver --port 5050     # with a production server
 
 Every message is recorded in Redis and queued before the answer, 204. When
 Redis cannot store it, the answer is 503 so that the sender tries again.

@@ -1,6 +1,6 @@
 """A public HTTPS URL to the local receiver, with pyngrok, or a clear local fallback.
 
-    python -m workshop tunnel --port 5000
+    python -m workshop tunnel --port 5050
 
 With an ngrok authtoken (NGROK_AUTHTOKEN, or ngrok's own configuration) this
 opens one tunnel per session (a free ngrok account allows one agent session),
