@@ -56,7 +56,7 @@ screenshots: install-test
 	$(BIN)/python -m workshop screenshots
 
 # Mutation testing (mutmut) of solutions/ with the fast tests: each module's score and every surviving mutant.
-# A report, like the bench, not part of `make test` (about ten minutes). ONLY="store intake" mutates just those.
+# A report, like the bench, not part of `make test` (about seven minutes). ONLY="store intake" mutates just those.
 .PHONY: mutation
 mutation: install-test
 	$(BIN)/python tools/mutation.py $(foreach module,$(ONLY),--only $(module))

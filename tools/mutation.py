@@ -8,7 +8,7 @@ module (mutants killed, out of all) and every survivor, with its diff.
 
 It runs in a copy of the kit in a temporary folder, so it leaves the checkout
 alone; the settings are [tool.mutmut] in pyproject.toml. Like the bench, it is
-a report, not part of `make test`: it takes about ten minutes on two cores.
+a report, not part of `make test`: it takes about seven minutes on two cores.
 """
 from __future__ import annotations
 
