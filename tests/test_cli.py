@@ -81,8 +81,8 @@ def test_send_delivers_signed_duplicate_and_forged_messages(live, redis):
 
 
 def test_send_reports_what_was_not_acknowledged(tmp_path):
-    result = run("send", "--url", "http://127.0.0.1:9/webhooks/inbound-sms", "--count", "1", "--max-attempts", "2", env={
-        "SIGNATURE_SECRET": ""}, timeout=60)
+    result = run("send", "--url", "http://127.0.0.1:9/webhooks/inbound-sms", "--count", "1", "--max-attempts", "2",
+                 env={"SIGNATURE_SECRET": ""}, timeout=60)
     assert result.returncode == 1
     assert "0 acknowledged" in result.stdout and "last answer none" in result.stdout
 
