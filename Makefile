@@ -59,11 +59,11 @@ screenshots: install-test
 # A report, like the bench, not part of `make test` (about seven minutes). ONLY="store intake" mutates just those.
 .PHONY: mutation
 mutation: install-test
-	$(BIN)/python tools/mutation.py $(foreach module,$(ONLY),--only $(module))
+	$(BIN)/python workshop/tools/mutation.py $(foreach module,$(ONLY),--only $(module))
 
 # Every wheel the attendee set needs, for Linux, macOS and Windows, Python 3.10 to 3.13, for USB sticks.
 wheelhouse: | $(BIN)/python
-	$(BIN)/python tools/wheelhouse.py --dest $(WHEELHOUSE)
+	$(BIN)/python workshop/tools/wheelhouse.py --dest $(WHEELHOUSE)
 
 clean:
 	rm -rf $(VENV) build *.egg-info .pytest_cache

@@ -89,7 +89,7 @@ def test_without_a_wheelhouse_the_attendee_install_uses_the_index(tmp_path):
 
 
 def load_wheelhouse():
-    spec = importlib.util.spec_from_file_location("wheelhouse", ROOT / "tools" / "wheelhouse.py")
+    spec = importlib.util.spec_from_file_location("wheelhouse", ROOT / "workshop" / "tools" / "wheelhouse.py")
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -22,7 +22,7 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 COPIED = ("solutions", "workshop", "tests", "pyproject.toml", "README.md")
 TARGETED = ("solutions.signatures", "solutions.payloads", "solutions.intake", "solutions.store")
 TARGET = 0.85

@@ -18,7 +18,7 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 PYTHONS = ("3.10", "3.11", "3.12", "3.13")
 
 
@@ -51,13 +51,19 @@ def marker_environment(platform: str, python: str) -> dict[str, str]:
 
 
 def pip_as(environment: dict[str, str], args: list[str]) -> int:
-    """Run pip in this process with `environment` as every marker's values (the child's side)."""
+    """Run pip in this process with `environment` as every marker's values (the child's side).
+
+    pip has no public way to evaluate requirement markers for another machine: --platform and
+    --python-version choose wheels, while markers (sys_platform, python_version...) are judged for
+    this one. So this child process gives pip's own marker module the target's values, and stops,
+    saying so, if a pip release evaluates markers some other way.
+    """
     from pip._internal.cli.main import main
     from pip._vendor.packaging import markers
 
     markers.default_environment = lambda: dict(environment)  # type: ignore[assignment, return-value]
     if markers.Marker(f'sys_platform == "{environment["sys_platform"]}"').evaluate() is not True:
-        sys.exit("this pip evaluates markers in a way tools/wheelhouse.py does not know: update it")
+        sys.exit("this pip evaluates markers in a way workshop/tools/wheelhouse.py does not know: update it")
     return main(args)
 
 
