@@ -39,7 +39,7 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 demo: install
 	$(BIN)/python -m workshop demo
 
-test: install-test
+test: install-test lint
 	$(BIN)/python -m pytest
 
 lint: install-test

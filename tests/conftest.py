@@ -7,8 +7,8 @@ import signal
 import pytest
 from redis import Redis
 
-from workshop import inspector
 from solutions.receiver import create_app
+from workshop import inspector
 from workshop.redis_server import RedisServer
 from workshop.services import start_receiver, start_worker
 

@@ -6,8 +6,8 @@ import time
 import pytest
 import requests
 
-from workshop.browser import NOTEBOOKS, browser_page, jupyterlab, why_no_browser
 from tests.conftest import SECRET
+from workshop.browser import NOTEBOOKS, browser_page, jupyterlab, why_no_browser
 from workshop.sender import make_sms, signed
 
 pytestmark = pytest.mark.skipif(why_no_browser() is not None, reason=f"{why_no_browser()}: browser tests skipped")

@@ -139,7 +139,8 @@ def lab():
 
 def define(source: str, name: str):
     """The function `name` that `source` defines, in a namespace like the notebook's."""
-    namespace = {"__name__": "__main__", "json": json, "time": time, "Flask": Flask, "request": request, "RedisError": RedisError,
+    namespace = {"__name__": "__main__", "json": json, "time": time, "Flask": Flask, "request": request,
+                 "RedisError": RedisError,
                  "PAYLOADS": PAYLOADS, "PENDING": PENDING, "SEEN_TTL": SEEN_TTL, "enqueue": enqueue,
                  "get_queue": get_queue, "new_delivery": new_delivery, "seen_key": seen_key,
                  "BadPayload": BadPayload, "from_request": from_request, "connect": connect,

@@ -6,7 +6,8 @@ import random
 from urllib.parse import quote
 
 import pytest
-from hypothesis import HealthCheck, given, settings, strategies as st
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from solutions import intake
 from workshop import chaos, sender

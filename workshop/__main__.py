@@ -52,8 +52,8 @@ def cmd_worker(args: argparse.Namespace) -> int:
 
 
 def cmd_send(args: argparse.Namespace) -> int:
-    from workshop import sender
     from solutions.settings import load_settings
+    from workshop import sender
 
     settings = load_settings()
     secret = settings.signature_secret
@@ -151,7 +151,8 @@ def cmd_inspect(args: argparse.Namespace) -> int:
         print("No requests kept yet: send one (`python -m workshop send --url ...`).")
     for r in entries:
         flags = ("duplicate " if r["duplicate"] else "") + ("replay" if r.get("replay_of") else "")
-        print(f"{r['id']}  {r['time'][11:23]}  {r['method']:<4} {r['path']}  {r['status']}  {r['ms']:>7.1f} ms  {flags}")
+        print(f"{r['id']}  {r['time'][11:23]}  {r['method']:<4} {r['path']}  {r['status']}  {r['ms']:>7.1f} ms"
+              f"  {flags}")
     return 0
 
 

@@ -37,7 +37,7 @@ class Result:
 
 def check_python() -> Result:
     version = platform.python_version()
-    if sys.version_info < (3, 10):
+    if sys.version_info < (3, 10):  # noqa: UP036  the doctor runs on an old Python too, to say so
         return Result("Python", FAIL, f"{version} is too old",
                       "install Python 3.10 or newer (python.org, Homebrew, or conda), then `make install`")
     return Result("Python", OK, f"{version} ({platform.system()} {platform.machine()})")
@@ -129,7 +129,7 @@ def check_round_trip() -> Result:
     started = time.monotonic()
     messages = Path(tempfile.mkdtemp(prefix="workshop-doctor-")) / "messages.jsonl"
     env = {"SIGNATURE_SECRET": "doctor-check", "SIGNATURE_METHOD": "sha256", "MESSAGES_FILE": str(messages)}
-    things = []
+    things: list = []  # what was started, to stop: a Redis server, a receiver, a worker
     try:
         server = RedisServer()
         things.append(server)

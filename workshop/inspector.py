@@ -24,6 +24,7 @@ from flask import Blueprint, Flask, Response, abort, current_app, jsonify, redir
 from redis import Redis, RedisError
 from werkzeug.datastructures import EnvironHeaders
 from werkzeug.http import parse_options_header
+from werkzeug.test import TestResponse
 
 KEY = "inspect:requests"
 KEEP = 200
@@ -226,7 +227,7 @@ def replay_headers(entry: dict) -> dict[str, str]:
     return headers
 
 
-def replay(app: Flask, entry: dict) -> Response:
+def replay(app: Flask, entry: dict) -> TestResponse:
     """Send a kept request through the receiver app again, as the provider would re-send it.
 
     The answer is read to its end and closed, as a server does, so that what the
@@ -301,6 +302,6 @@ def _timed(wsgi_app: Callable) -> Callable:
 
 def init_app(app: Flask) -> None:
     """Keep webhook requests and serve /inspect."""
-    app.wsgi_app = _timed(app.wsgi_app)
+    app.wsgi_app = _timed(app.wsgi_app)  # type: ignore[method-assign]  # Flask's documented way to add middleware
     app.after_request(record_request)
     app.register_blueprint(bp)

@@ -12,6 +12,7 @@ friendly feedback on an exercise; `catch_up` loads the reference solution from
 from __future__ import annotations
 
 import atexit
+import contextlib
 import importlib
 import inspect
 import os
@@ -61,10 +62,8 @@ def _show_not_yet(shell, etype, value, tb, tb_offset=None):
     return None
 
 
-try:  # inside IPython, show NotYet as two friendly lines instead of a traceback
-    get_ipython().set_custom_exc((NotYet,), _show_not_yet)  # type: ignore[name-defined]
-except NameError:
-    pass
+with contextlib.suppress(NameError):  # inside IPython, show NotYet as two friendly lines instead of a traceback
+    get_ipython().set_custom_exc((NotYet,), _show_not_yet)  # type: ignore[name-defined]  # noqa: F821
 
 
 def reference(path: str, like: Any = None) -> Any:

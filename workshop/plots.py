@@ -34,7 +34,8 @@ def latency_figure(series: dict[str, list[float]], title: str = "Time to acknowl
     return fig
 
 
-def depth_figure(times: list[float], depths: list[int], title: str = "Queue depth while a worker drains a burst") -> Figure:
+def depth_figure(times: list[float], depths: list[int],
+                 title: str = "Queue depth while a worker drains a burst") -> Figure:
     """Jobs waiting in the queue over time."""
     fig, ax = plt.subplots(figsize=(8, 3.5))
     ax.plot(times, depths, drawstyle="steps-post")

@@ -33,7 +33,8 @@ def _timestamp() -> str:
     return datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M:%S")
 
 
-def make_sms(text: str | None = None, msisdn: str | None = None, to: str = "447700900000", **extra: str) -> dict[str, str]:
+def make_sms(text: str | None = None, msisdn: str | None = None, to: str = "447700900000",
+             **extra: str) -> dict[str, str]:
     """One unsigned inbound SMS with Vonage's fields."""
     text = text if text is not None else " ".join(random.choices(WORDS, k=random.randint(1, 6)))
     fields = {
@@ -62,7 +63,8 @@ def make_concat(text: str, part_length: int = 153, **fields: str) -> list[dict[s
     ]
 
 
-def signed(fields: dict[str, str], secret: str, method: str = "md5hash", timestamp: int | None = None) -> dict[str, str]:
+def signed(fields: dict[str, str], secret: str, method: str = "md5hash",
+           timestamp: int | None = None) -> dict[str, str]:
     """A copy of `fields` with timestamp, nonce and sig, as Vonage signs them."""
     out = {k: v for k, v in fields.items() if k != "sig"}
     out["timestamp"] = str(int(time.time()) if timestamp is None else timestamp)

@@ -6,6 +6,7 @@ Used by the demo, the notebooks and the tests alike. Every process runs under
 from __future__ import annotations
 
 import atexit
+import contextlib
 import os
 import signal
 import socket
@@ -51,7 +52,7 @@ class Service:
         self.name = name
         RUN_DIR.mkdir(parents=True, exist_ok=True)
         self.log_path = RUN_DIR / f"{name}-{os.getpid()}-{time.time_ns()}.log"
-        self._log = open(self.log_path, "wb")
+        self._log = open(self.log_path, "wb")  # noqa: SIM115  open for the process's whole life; stop() closes it
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "workshop.lifeline", *argv],
             stdin=subprocess.PIPE, stdout=self._log, stderr=subprocess.STDOUT,
@@ -84,10 +85,8 @@ class Service:
 
     def kill(self, sig: int = signal.SIGKILL) -> None:
         """Send `sig` to the whole process group (the process and any job it runs)."""
-        try:
+        with contextlib.suppress(ProcessLookupError):  # it is gone already
             os.killpg(self.proc.pid, sig)
-        except ProcessLookupError:
-            pass
 
     def stop(self, timeout: float = 8.0) -> None:
         """Stop the process gently, then firmly; safe to call twice."""
@@ -103,7 +102,7 @@ class Service:
             self.proc.stdin.close()
         self._log.close()
 
-    def __enter__(self) -> "Service":
+    def __enter__(self) -> Service:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -11,6 +11,7 @@ falls back to the local URL within seconds: everything else works offline.
 from __future__ import annotations
 
 import atexit
+import contextlib
 import logging
 import os
 import threading
@@ -145,12 +146,12 @@ def _connect(port: int, token: str) -> str:
         config.monitor_thread = False
         for tunnel in ngrok.get_tunnels():  # one agent session: reuse its tunnel
             if str(tunnel.upstream.get("url", "")).endswith(f":{port}"):
-                _open[port] = tunnel.public_url
-                return tunnel.public_url
+                _open[port] = str(tunnel.public_url)
+                return _open[port]
         tunnel = ngrok.connect(str(port), "http")
-        _open[port] = tunnel.public_url
+        _open[port] = str(tunnel.public_url)
         atexit.register(close_tunnels)
-        return tunnel.public_url
+        return _open[port]
 
 
 def close_tunnels() -> None:
@@ -160,7 +161,5 @@ def close_tunnels() -> None:
     with _lock:
         if _open:
             _open.clear()
-            try:
+            with contextlib.suppress(Exception):  # already gone
                 ngrok.kill()
-            except Exception:  # already gone
-                pass
