@@ -102,7 +102,8 @@ def test_slow_paces_the_burst_so_acknowledged_climbs_and_processed_follows(tmp_p
     moving = [(when, c) for when, c in counters if 0 < c[1] < total]
     assert len({c[1] for _, c in moving}) >= 10, "acknowledged climbs through many values, not 0 then the end"
     assert len({c[3] for _, c in moving if c[3] > 0}) >= 5, "processed follows, through many values too"
-    assert all(c[3] <= c[1] for _, c in counters), "nothing is processed before it is acknowledged"
+    # An answer may still be on its way back to one of the demo's 8 senders when its message is processed.
+    assert all(c[3] <= c[1] + 8 for _, c in counters), "nothing is processed long before it is acknowledged"
     assert [c[1] for _, c in counters] == sorted(c[1] for _, c in counters)
     # The pace holds: never more acknowledged than 10 a second allow (plus a second's worth), and the burst
     # takes about as long as the pace says.
