@@ -83,17 +83,25 @@ def process_message(delivery: dict) -> str:
     return write_once(_connection(settings), delivery, settings)
 
 
+def _secret(settings: Settings) -> str:
+    if not settings.signature_secret:
+        raise RuntimeError("SIGNATURE_SECRET is not set: the secure job cannot check signatures")
+    return settings.signature_secret
+
+
+def _received(delivery: dict) -> float:
+    """When the receiver got the message: its age is judged then, however late it is processed."""
+    return datetime.fromisoformat(delivery["receivedAt"]).timestamp()
+
+
 def check_signature(delivery: dict, connection: Redis, settings: Settings) -> None:
     """Verify the message's signature, its age when received, and its nonce.
 
     Raises an InvalidSignature subclass that says what is wrong, or RuntimeError
     when there is no secret to check with.
     """
-    if not settings.signature_secret:
-        raise RuntimeError("SIGNATURE_SECRET is not set: the secure job cannot check signatures")
     payload = delivery["payload"]
-    received = datetime.fromisoformat(delivery["receivedAt"]).timestamp()
-    verify(payload, settings.signature_secret, settings.signature_method, now=received)
+    verify(payload, _secret(settings), settings.signature_method, now=_received(delivery))
     nonce = payload.get("nonce")
     if nonce:
         owner = str(payload.get("messageId"))
@@ -110,14 +118,11 @@ def check_token(delivery: dict, connection: Redis, settings: Settings) -> None:
     Raises an InvalidSignature subclass that says what is wrong, or RuntimeError
     when there is no secret to check with.
     """
-    if not settings.signature_secret:
-        raise RuntimeError("SIGNATURE_SECRET is not set: the secure job cannot check signatures")
-    payload = delivery["payload"]
-    received = datetime.fromisoformat(delivery["receivedAt"]).timestamp()
+    secret, payload = _secret(settings), delivery["payload"]
     # The same delivery run again (a retry, a sweep) is not a replay of its jti.
     first_use = messages_api.first_use_in_redis(connection, NONCE_TTL, owner=delivery["deliveryId"])
-    messages_api.verify(payload.get("token"), payload.get("raw", "").encode("utf-8"), settings.signature_secret,
-                        now=received, first_use=first_use)
+    messages_api.verify(payload.get("token"), payload.get("raw", "").encode("utf-8"), secret,
+                        now=_received(delivery), first_use=first_use)
 
 
 def process_signed_message(delivery: dict) -> str:

