@@ -14,6 +14,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import importlib
+import importlib.util
 import inspect
 import os
 import sys
@@ -77,9 +78,22 @@ def reference(path: str, like: Any = None) -> Any:
     return getattr(importlib.import_module(module), name)
 
 
+_passed: set[tuple[str, object]] = set()  # (exercise, the solution's identity) that `check` saw pass in this kernel
+
+
+def _identity(yours: Any) -> object:
+    """What makes two answers the same: the object, or for a job's dotted name, its module's source now."""
+    if isinstance(yours, str):
+        origin = getattr(importlib.util.find_spec(yours.rsplit(".", 1)[0]), "origin", None)
+        return (yours, Path(origin).read_text() if origin else None)
+    return id(yours)
+
+
 def catch_up(yours: Any, path: str) -> Any:
-    """Keep your solution if it passes its check, else load the reference at `path`."""
+    """Keep your solution if it passes its check (just now in `check`, or here), else load the reference at `path`."""
     if not autosolve():
+        if (path, _identity(yours)) in _passed:  # some checks run real processes for seconds: not twice for one answer
+            return yours
         try:
             CHECKS[path](yours)
             return yours
@@ -102,6 +116,8 @@ def check(yours: Any, path: str) -> None:
         raise NotYet("the function still raises NotImplementedError: replace the `raise` with your code") from None
     except Exception as error:  # the learner's code crashed: say where, briefly
         raise NotYet(f"your code raised {type(error).__name__}: {error}") from None
+    if not autosolve():
+        _passed.add((path, _identity(yours)))
     print("✓ Well done: every check passed.")
 
 
