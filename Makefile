@@ -39,10 +39,8 @@ $(TEST_STAMP): $(STAMP) requirements-test.txt
 demo: install
 	$(BIN)/python -m workshop demo
 
-# Two pytest processes: the suite mostly waits on real servers, workers and kernels (tests/conftest.py groups
-# what must not run side by side).
 test: install-test lint
-	$(BIN)/python -m pytest -n 2 --dist loadgroup
+	$(BIN)/python -m pytest
 
 lint: install-test
 	$(BIN)/ruff check solutions workshop tests

@@ -78,7 +78,8 @@ def like_a_terminal() -> None:
     signal.signal(signal.SIGINT, signal.SIG_DFL)
 
 
-# Under `pytest -n 2` (make test), tests that share something run in one process, one after another: the runs
+# Under `pytest -n 2 --dist loadgroup` (pytest-xdist; quicker, but the notebooks' checks are then judged on a
+# busier machine), tests that share something run in one process, one after another: the runs
 # of one notebook (it writes its job modules into notebooks/), the commands on the kit's default ports (5050
 # and 6379), and the browser.
 SHARED = {name: "commands" for name in ("test_commands.py", "test_demo_script.py", "test_cli.py", "test_doctor.py",

@@ -72,7 +72,7 @@ def test_attendee_targets_install_only_the_attendee_set(tmp_path, target):
 def test_the_test_target_installs_the_test_set_after_the_attendee_set(tmp_path):
     commands = dry_run(tmp_path, "test")
     assert commands.index("-r requirements.txt") < commands.index("-r requirements-test.txt")
-    assert commands.index("-r requirements-test.txt") < commands.index("-m pytest -n 2 --dist loadgroup")
+    assert commands.index("-r requirements-test.txt") < commands.index("-m pytest")
     assert commands.index("ruff check") < commands.index("-m pytest")  # the quick checks first
 
 
